@@ -1,0 +1,57 @@
+// swift-tools-version:6.0
+// kproxy: a kube-proxy replacement. Data flows one way through the modules below:
+//   ObjectSources → Controller → ServiceTable → data planes (NFTablesDataPlane, …) ← kproxy (CLI/agent)
+import PackageDescription
+
+let package = Package(
+    name: "kproxy",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "kproxy", targets: ["kproxy"]),
+        .library(name: "Controller", targets: ["Controller"]),
+        .library(name: "ServiceTable", targets: ["ServiceTable"]),
+        .library(name: "KubeObjects", targets: ["KubeObjects"]),
+        .library(name: "ObjectSources", targets: ["ObjectSources"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+    ],
+    targets: [
+        // IP addresses, CIDRs, protocols: the vocabulary shared by every other module.
+        .target(name: "NetworkTypes"),
+        // Kubernetes objects kube-proxy reads (Service, EndpointSlice, Node): decoding and validation.
+        .target(name: "KubeObjects", dependencies: ["NetworkTypes", "Yams"]),
+        // The immutable, versioned service table for one node, its diff, and the DataPlane protocol.
+        .target(name: "ServiceTable", dependencies: [
+            "NetworkTypes",
+            .product(name: "HashTreeCollections", package: "swift-collections"),
+        ]),
+        // Objects in, service table out: endpoint selection, incremental rebuild, the sync runner.
+        .target(name: "Controller", dependencies: [
+            "KubeObjects", "ServiceTable",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "HashTreeCollections", package: "swift-collections"),
+        ]),
+        // Where objects come from: the manifest folder (embedded default).
+        .target(name: "ObjectSources", dependencies: [
+            "KubeObjects",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // The command line: `kproxy table`, …
+        .executableTarget(name: "kproxy", dependencies: [
+            "Controller", "ObjectSources", "ServiceTable", "KubeObjects",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Yams", package: "Yams"),
+        ]),
+
+        .testTarget(name: "NetworkTypesTests", dependencies: ["NetworkTypes"]),
+        .testTarget(name: "KubeObjectsTests", dependencies: ["KubeObjects"]),
+        .testTarget(name: "ServiceTableTests", dependencies: ["ServiceTable"]),
+        .testTarget(name: "ControllerTests", dependencies: ["Controller", "KubeObjects", "ServiceTable"]),
+        .testTarget(name: "ObjectSourcesTests", dependencies: ["ObjectSources", "KubeObjects"]),
+    ]
+)

@@ -1,0 +1,242 @@
+import Yams
+
+/// A problem found while reading manifests, located as precisely as we can:
+/// `deploy/examples/web.yaml:14: Service default/web: spec.ports[0].port: must be between 1 and 65535, got 0`.
+public struct ManifestProblem: Error, Sendable, Hashable, CustomStringConvertible {
+    public var file: String?
+    public var line: Int?
+    /// The object at fault, when it could be named (`Service default/web`).
+    public var object: String?
+    public var field: String?
+    public var message: String
+
+    public init(file: String? = nil, line: Int? = nil, object: String? = nil, field: String? = nil, message: String) {
+        self.file = file
+        self.line = line
+        self.object = object
+        self.field = field
+        self.message = message
+    }
+
+    public var description: String {
+        var parts: [String] = []
+        switch (file, line) {
+        case let (f?, l?): parts.append("\(f):\(l)")
+        case let (f?, nil): parts.append(f)
+        case let (nil, l?): parts.append("line \(l)")
+        default: break
+        }
+        if let object { parts.append(object) }
+        if let field { parts.append(field) }
+        parts.append(message)
+        return parts.joined(separator: ": ")
+    }
+}
+
+/// An object read from a manifest, with the line its document starts on.
+public struct DecodedObject: Sendable, Hashable {
+    public var object: KubeObject
+    public var line: Int
+}
+
+/// What one manifest file or text held.
+public struct ManifestContents: Sendable {
+    /// Valid objects of the kinds kproxy reads, in file order.
+    public var objects: [DecodedObject] = []
+    /// Objects that were named but are unusable (failed to decode or validate), with why.
+    public var rejected: [(id: ObjectID?, problem: ManifestProblem)] = []
+    /// A YAML/JSON syntax error: the text could not be read past this point.
+    public var syntaxError: ManifestProblem?
+    /// Documents of other kinds (Deployment, ConfigMap, …), skipped.
+    public var ignoredKinds: [String] = []
+
+    public var problems: [ManifestProblem] { rejected.map(\.problem) + (syntaxError.map { [$0] } ?? []) }
+}
+
+/// Reads Kubernetes manifests: YAML or JSON, multi-document, `kind: List` (and `ServiceList`, …),
+/// objects as `kubectl get -o yaml|json` prints them. Never throws: every problem is reported in the result.
+public enum ManifestDecoder {
+    public static func decode(_ text: String, file: String? = nil) -> ManifestContents {
+        var result = ManifestContents()
+        do {
+            let parser = try Parser(yaml: text)
+            while let root = try parser.nextRoot() {
+                decodeDocument(root, defaultKind: nil, file: file, into: &result)
+            }
+        } catch let error as YamlError {
+            result.syntaxError = syntaxProblem(error, file: file)
+        } catch {
+            result.syntaxError = ManifestProblem(file: file, message: "\(error)")
+        }
+        return result
+    }
+
+    private static func syntaxProblem(_ error: YamlError, file: String?) -> ManifestProblem {
+        switch error {
+        case let .scanner(context, problem, mark, _), let .parser(context, problem, mark, _),
+             let .composer(context, problem, mark, _):
+            let ctx = context.map { "\($0.text) " } ?? ""
+            return ManifestProblem(file: file, line: mark.line, message: "invalid YAML: \(ctx)\(problem)")
+        case let .reader(problem, _, _, _):
+            return ManifestProblem(file: file, message: "unreadable text: \(problem)")
+        case let .duplicatedKeysInMapping(duplicates, context):
+            return ManifestProblem(file: file, line: context.mark.line,
+                                   message: "duplicate keys \(duplicates.joined(separator: ", "))")
+        default:
+            return ManifestProblem(file: file, message: "invalid YAML: \(error)")
+        }
+    }
+
+    private static func decodeDocument(_ node: Yams.Node, defaultKind: String?, file: String?,
+                                       into result: inout ManifestContents) {
+        guard case .mapping = node else {
+            if case .scalar(let s) = node, s.string.isEmpty || s.string == "null" { return }
+            result.rejected.append((nil, ManifestProblem(file: file, line: node.mark?.line,
+                                                         message: "a document must be an object")))
+            return
+        }
+        let line = node.mark?.line ?? 1
+        let kind = node["kind"]?.string ?? defaultKind
+        guard let kind, !kind.isEmpty else {
+            result.rejected.append((nil, ManifestProblem(file: file, line: line, object: describe(node, kind: nil),
+                                                         field: "kind", message: "missing")))
+            return
+        }
+        if kind == "List" || kind.hasSuffix("List") {
+            let itemKind = kind == "List" ? nil : String(kind.dropLast(4))
+            guard case .sequence(let items)? = node["items"] else {
+                if node["items"] == nil || node["items"]?.null != nil { return }
+                result.rejected.append((nil, ManifestProblem(file: file, line: line, field: "items",
+                                                             message: "a \(kind) needs a list of items")))
+                return
+            }
+            for item in items { decodeDocument(item, defaultKind: itemKind, file: file, into: &result) }
+            return
+        }
+        guard let objectKind = ObjectKind(rawValue: kind) else {
+            result.ignoredKinds.append(kind)
+            return
+        }
+        let name = describe(node, kind: objectKind.rawValue)
+        let id = identity(node, kind: objectKind)
+        do {
+            let object: KubeObject
+            let decoder = YAMLDecoder()
+            switch objectKind {
+            case .service: object = .service(try decoder.decode(Service.self, from: node))
+            case .endpointSlice: object = .endpointSlice(try decoder.decode(EndpointSlice.self, from: node))
+            case .node: object = .node(try decoder.decode(Node.self, from: node))
+            }
+            let errors = object.validate()
+            if errors.isEmpty {
+                result.objects.append(DecodedObject(object: object, line: line))
+            } else {
+                let first = errors[0]
+                let message = errors.count == 1 ? first.message
+                    : first.message + " (and \(errors.count - 1) more: " + errors.dropFirst().map(\.description).joined(separator: "; ") + ")"
+                result.rejected.append((id, ManifestProblem(file: file, line: mark(of: node, at: first.field) ?? line,
+                                                            object: name, field: first.field, message: message)))
+            }
+        } catch let error as DecodingError {
+            let (path, message) = explain(error)
+            let field = fieldPath(path)
+            result.rejected.append((id, ManifestProblem(file: file, line: mark(of: node, at: field) ?? line,
+                                                        object: name, field: field.isEmpty ? nil : field,
+                                                        message: message)))
+        } catch {
+            result.rejected.append((id, ManifestProblem(file: file, line: line, object: name, message: "\(error)")))
+        }
+    }
+
+    private static func identity(_ node: Yams.Node, kind: ObjectKind) -> ObjectID? {
+        guard let name = node["metadata"]?["name"]?.string, !name.isEmpty else { return nil }
+        let ns = kind == .node ? "" : (node["metadata"]?["namespace"]?.string ?? "default")
+        return ObjectID(kind: kind, name: NamespacedName(namespace: ns, name: name))
+    }
+
+    private static func describe(_ node: Yams.Node, kind: String?) -> String? {
+        let name = node["metadata"]?["name"]?.string
+        let ns = node["metadata"]?["namespace"]?.string
+        switch (kind, name) {
+        case let (k?, n?): return kind == "Node" ? "\(k) \(n)" : "\(k) \(ns ?? "default")/\(n)"
+        case let (k?, nil): return "\(k) (unnamed)"
+        default: return nil
+        }
+    }
+
+    private static func explain(_ error: DecodingError) -> ([CodingKey], String) {
+        switch error {
+        case let .typeMismatch(type, ctx):
+            return (ctx.codingPath, "expected \(friendly(type))")
+        case let .valueNotFound(type, ctx):
+            return (ctx.codingPath, "expected \(friendly(type)), found null")
+        case let .keyNotFound(key, ctx):
+            return (ctx.codingPath + [key], "required field is missing")
+        case let .dataCorrupted(ctx):
+            return (ctx.codingPath, ctx.debugDescription)
+        @unknown default:
+            return ([], "\(error)")
+        }
+    }
+
+    private static func friendly(_ type: Any.Type) -> String {
+        switch type {
+        case is Int.Type: return "an integer"
+        case is String.Type: return "a string"
+        case is Bool.Type: return "true or false"
+        default:
+            let t = String(describing: type)
+            if t.hasPrefix("Array") { return "a list" }
+            if t.hasPrefix("Dictionary") { return "an object" }
+            return t
+        }
+    }
+
+    /// `spec.ports[0].port` from a coding path.
+    static func fieldPath(_ path: [CodingKey]) -> String {
+        var out = ""
+        for key in path {
+            if let i = key.intValue, key.stringValue.hasPrefix("Index") || key.stringValue == String(i) {
+                out += "[\(i)]"
+            } else {
+                out += out.isEmpty ? key.stringValue : ".\(key.stringValue)"
+            }
+        }
+        return out
+    }
+
+    /// The line of the node a field path (`spec.ports[0].port`) points at, or of its nearest ancestor.
+    static func mark(of root: Yams.Node, at field: String) -> Int? {
+        var node = root
+        var best = root.mark?.line
+        var token = ""
+        func step(_ key: String) -> Bool {
+            if key.isEmpty { return true }
+            guard let next = node[key] else { return false }
+            node = next
+            if let l = node.mark?.line { best = l }
+            return true
+        }
+        var chars = Substring(field)
+        while let c = chars.first {
+            chars.removeFirst()
+            switch c {
+            case ".":
+                if !step(token) { return best }
+                token = ""
+            case "[":
+                if !step(token) { return best }
+                token = ""
+                let idx = chars.prefix { $0 != "]" }
+                chars = chars.dropFirst(idx.count + 1)
+                guard let i = Int(idx), case .sequence(let seq) = node, i < seq.count else { return best }
+                node = seq[i]
+                if let l = node.mark?.line { best = l }
+            default:
+                token.append(c)
+            }
+        }
+        _ = step(token)
+        return best
+    }
+}

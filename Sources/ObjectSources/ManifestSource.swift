@@ -1,0 +1,284 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import KubeObjects
+import Logging
+
+/// The embedded default source: a folder of YAML/JSON manifests, watched for changes.
+///
+/// Every `.yaml`, `.yml` and `.json` file below the folder is read (hidden files, such as editor
+/// swap files, are not). Each rescan compares what the files hold now with what they held before
+/// and reports the difference as object events. A file that stops parsing keeps its last good
+/// objects in place; an object that becomes invalid keeps its last valid version; both are logged
+/// with file and line. If two files define the same object, the first file in path order wins.
+public final class ManifestSource: @unchecked Sendable {
+    public let directory: String
+    private let logger: Logger
+    private let lock = NSLock()
+
+    private struct FileState {
+        var stamp: FileStamp
+        var objects: [ObjectID: KubeObject]
+        var problems: [ManifestProblem]
+    }
+
+    private struct FileStamp: Equatable {
+        var inode: UInt64
+        var size: Int64
+        var mtimeNanos: Int64
+    }
+
+    private var files: [String: FileState] = [:]
+    private var merged: [ObjectID: KubeObject] = [:]
+    private var reportedDuplicates: Set<String> = []
+    private var directoryProblem: String?
+
+    public init(directory: String, logger: Logger = Logger(label: "kproxy.source.manifests")) {
+        self.directory = directory
+        self.logger = logger
+    }
+
+    /// Problems in the files as they are now (syntax errors, rejected objects).
+    public var problems: [ManifestProblem] {
+        lock.withLock { files.keys.sorted().flatMap { files[$0]!.problems } }
+    }
+
+    /// The objects the folder holds now.
+    public var objects: [KubeObject] {
+        lock.withLock { merged.keys.sorted().map { merged[$0]! } }
+    }
+
+    /// Reads the folder and returns what changed since the last call (every object on the first).
+    public func rescan() -> [ObjectEvent] {
+        lock.withLock { rescanLocked() }
+    }
+
+    private func rescanLocked() -> [ObjectEvent] {
+        let paths: [String]
+        do {
+            paths = try listManifests()
+            if directoryProblem != nil {
+                logger.info("manifest folder readable again", metadata: ["dir": "\(directory)"])
+                directoryProblem = nil
+            }
+        } catch {
+            // Keep what we had: an unreadable folder must not withdraw every service.
+            let message = "\(error)"
+            if directoryProblem != message {
+                logger.error("cannot read manifest folder; keeping the last objects read",
+                             metadata: ["dir": "\(directory)", "error": "\(message)"])
+                directoryProblem = message
+            }
+            return []
+        }
+        let present = Set(paths)
+        for gone in files.keys where !present.contains(gone) {
+            files[gone] = nil
+            logger.info("manifest removed", metadata: ["file": "\(gone)"])
+        }
+        for path in paths {
+            guard let stamp = Self.stamp(path) else { continue }
+            if files[path]?.stamp == stamp { continue }
+            load(path, stamp: stamp)
+        }
+        return mergeAndDiff()
+    }
+
+    private func load(_ path: String, stamp: FileStamp) {
+        let previous = files[path]
+        guard let data = FileManager.default.contents(atPath: path) else {
+            logger.error("cannot read manifest; keeping its last objects", metadata: ["file": "\(path)"])
+            files[path] = FileState(stamp: stamp, objects: previous?.objects ?? [:],
+                                    problems: [ManifestProblem(file: path, message: "cannot read file")])
+            return
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            let p = ManifestProblem(file: path, message: "not UTF-8 text")
+            logger.error("\(p.description); keeping its last objects")
+            files[path] = FileState(stamp: stamp, objects: previous?.objects ?? [:], problems: [p])
+            return
+        }
+        let contents = ManifestDecoder.decode(text, file: path)
+        if let syntax = contents.syntaxError {
+            logger.error("\(syntax.description); keeping the file's last good objects",
+                         metadata: ["file": "\(path)", "line": "\(syntax.line.map(String.init) ?? "?")"])
+            files[path] = FileState(stamp: stamp, objects: previous?.objects ?? [:], problems: [syntax])
+            return
+        }
+        var objects: [ObjectID: KubeObject] = [:]
+        for decoded in contents.objects {
+            if objects[decoded.object.id] != nil {
+                logger.warning("object defined twice in one file; the later one wins",
+                               metadata: ["file": "\(path)", "object": "\(decoded.object.id)"])
+            }
+            objects[decoded.object.id] = decoded.object
+        }
+        for (id, problem) in contents.rejected {
+            if let id, objects[id] == nil, let kept = previous?.objects[id] {
+                objects[id] = kept
+                logger.error("\(problem.description); keeping its last valid version",
+                             metadata: ["file": "\(path)", "object": "\(id)"])
+            } else {
+                logger.error("\(problem.description); object skipped", metadata: ["file": "\(path)"])
+            }
+        }
+        files[path] = FileState(stamp: stamp, objects: objects, problems: contents.problems)
+        logger.debug("manifest loaded", metadata: ["file": "\(path)", "objects": "\(objects.count)"])
+    }
+
+    private func mergeAndDiff() -> [ObjectEvent] {
+        var next: [ObjectID: KubeObject] = [:]
+        var owner: [ObjectID: String] = [:]
+        for path in files.keys.sorted() {
+            for (id, object) in files[path]!.objects {
+                if let first = owner[id] {
+                    let key = "\(id)|\(path)"
+                    if reportedDuplicates.insert(key).inserted {
+                        logger.warning("object defined in two files; using the first",
+                                       metadata: ["object": "\(id)", "used": "\(first)", "ignored": "\(path)"])
+                    }
+                    continue
+                }
+                owner[id] = path
+                next[id] = object
+            }
+        }
+        var events: [ObjectEvent] = []
+        for id in next.keys.sorted() where merged[id] != next[id] {
+            events.append(.upsert(next[id]!))
+        }
+        for id in merged.keys.sorted() where next[id] == nil {
+            events.append(.delete(id))
+        }
+        merged = next
+        return events
+    }
+
+    private func listManifests() throws -> [String] {
+        var result: [String] = []
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDir), isDir.boolValue else {
+            throw SourceError.notADirectory(directory)
+        }
+        func walk(_ dir: String, depth: Int) throws {
+            for name in try FileManager.default.contentsOfDirectory(atPath: dir).sorted() where !name.hasPrefix(".") {
+                let path = dir.hasSuffix("/") ? dir + name : dir + "/" + name
+                var sub: ObjCBool = false
+                guard FileManager.default.fileExists(atPath: path, isDirectory: &sub) else { continue }
+                if sub.boolValue {
+                    if depth < 8 { try walk(path, depth: depth + 1) }
+                } else if name.hasSuffix(".yaml") || name.hasSuffix(".yml") || name.hasSuffix(".json") {
+                    result.append(path)
+                }
+            }
+        }
+        try walk(directory, depth: 0)
+        return result
+    }
+
+    /// The folders to watch (the folder and its visible subfolders).
+    fileprivate func watchedDirectories() -> [String] {
+        var dirs = [directory]
+        var i = 0
+        while i < dirs.count && dirs.count < 256 {
+            let dir = dirs[i]
+            i += 1
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] where !name.hasPrefix(".") {
+                let path = dir + "/" + name
+                var sub: ObjCBool = false
+                if FileManager.default.fileExists(atPath: path, isDirectory: &sub), sub.boolValue { dirs.append(path) }
+            }
+        }
+        return dirs
+    }
+
+    private static func stamp(_ path: String) -> FileStamp? {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return nil }
+        return FileStamp(inode: UInt64(st.st_ino), size: Int64(st.st_size),
+                         mtimeNanos: Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec))
+    }
+
+    /// Watches the folder: the first element is every object it holds, then each batch of changes.
+    /// Changes are noticed through inotify within milliseconds, with a periodic rescan as a safety net.
+    /// The stream ends when the consumer stops iterating.
+    public func watch(pollInterval: Duration = .seconds(2), settle: Duration = .milliseconds(50)) -> AsyncStream<[ObjectEvent]> {
+        let (stream, continuation) = AsyncStream<[ObjectEvent]>.makeStream(bufferingPolicy: .unbounded)
+        let watcher = DirectoryWatcher()
+        continuation.onTermination = { _ in watcher.stop() }
+        continuation.yield(rescan())
+        let thread = Thread { [self] in
+            watcher.run(directories: { self.watchedDirectories() }, pollInterval: pollInterval, settle: settle) {
+                let events = self.rescan()
+                if !events.isEmpty { continuation.yield(events) }
+            }
+            continuation.finish()
+        }
+        thread.name = "kproxy-manifest-watch"
+        thread.start()
+        return stream
+    }
+}
+
+public enum SourceError: Error, CustomStringConvertible {
+    case notADirectory(String)
+
+    public var description: String {
+        switch self {
+        case .notADirectory(let d): return "\(d) is not a readable directory"
+        }
+    }
+}
+
+/// inotify on a set of folders, with a poll timeout as fallback. Runs on its own thread.
+final class DirectoryWatcher: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stopped = false
+    private var pipeFDs: [Int32] = [-1, -1]
+
+    init() {
+        _ = pipe(&pipeFDs)
+    }
+
+    deinit {
+        for fd in pipeFDs where fd >= 0 { close(fd) }
+    }
+
+    func stop() {
+        lock.withLock { stopped = true }
+        var b: UInt8 = 1
+        _ = write(pipeFDs[1], &b, 1)
+    }
+
+    private var isStopped: Bool { lock.withLock { stopped } }
+
+    func run(directories: () -> [String], pollInterval: Duration, settle: Duration, onChange: () -> Void) {
+        // IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO | IN_CREATE | IN_DELETE
+        // | IN_DELETE_SELF | IN_MOVE_SELF
+        let mask: UInt32 = 0x2 | 0x4 | 0x8 | 0x40 | 0x80 | 0x100 | 0x200 | 0x400 | 0x800
+        let fd = inotify_init1(Int32(O_NONBLOCK | O_CLOEXEC))
+        defer { if fd >= 0 { close(fd) } }
+        func addWatches() {
+            guard fd >= 0 else { return }
+            for dir in directories() { _ = inotify_add_watch(fd, dir, mask) }
+        }
+        addWatches()
+        let pollMillis = Int32(pollInterval.components.seconds * 1000 + pollInterval.components.attoseconds / 1_000_000_000_000_000)
+        let settleMicros = UInt32(settle.components.attoseconds / 1_000_000_000_000)
+        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+        while !isStopped {
+            var fds = [pollfd(fd: pipeFDs[0], events: Int16(POLLIN), revents: 0)]
+            if fd >= 0 { fds.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
+            let n = poll(&fds, nfds_t(fds.count), max(pollMillis, 10))
+            if isStopped { return }
+            if n > 0, fds.count > 1, fds[1].revents != 0 {
+                // Let a writer finish (editors write in several steps), then drain everything queued.
+                usleep(settleMicros)
+                while read(fd, &buffer, buffer.count) > 0 {}
+                addWatches()
+            }
+            onChange()
+        }
+    }
+}

@@ -18,6 +18,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // IP addresses, CIDRs, protocols: the vocabulary shared by every other module.
@@ -40,9 +41,15 @@ let package = Package(
             "KubeObjects",
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // The node agent: sources → controller → data planes, with its lifecycle.
+        .target(name: "Agent", dependencies: [
+            "Controller", "KubeObjects", "ServiceTable", "NetworkTypes",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]),
         // The command line: `kproxy table`, …
         .executableTarget(name: "kproxy", dependencies: [
-            "Controller", "ObjectSources", "ServiceTable", "KubeObjects",
+            "Agent", "Controller", "ObjectSources", "ServiceTable", "KubeObjects", "NetworkTypes",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),

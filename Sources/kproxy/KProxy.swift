@@ -12,6 +12,7 @@ struct KProxy: AsyncParsableCommand {
             """,
         subcommands: [
             TableCommand.self,
+            RunCommand.self,
         ]
     )
 }

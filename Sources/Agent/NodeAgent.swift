@@ -13,24 +13,37 @@ import ServiceTable
 public final class NodeAgent: Sendable {
     public struct Configuration: Sendable {
         public var nodeName: String
+        public var mode: String
         public var schedule: SyncSchedule
+        /// The health and metrics servers; nil runs none (tests, one-shot tools).
+        public var servers: ServerAddresses?
 
-        public init(nodeName: String, schedule: SyncSchedule) {
+        public init(nodeName: String, mode: String, schedule: SyncSchedule, servers: ServerAddresses? = nil) {
             self.nodeName = nodeName
+            self.mode = mode
             self.schedule = schedule
+            self.servers = servers
         }
     }
 
     public let controller: ProxyController
     public let runner: SyncRunner
+    public let metrics: ProxyMetrics
+    private let configuration: Configuration
     private let source: @Sendable () -> AsyncStream<[ObjectEvent]>
     private let logger: Logger
 
     /// - Parameter source: called once; its first element must be the complete initial state.
     public init(configuration: Configuration, dataPlanes: [any DataPlane],
                 source: @escaping @Sendable () -> AsyncStream<[ObjectEvent]>, logger: Logger) {
-        let controller = ProxyController(nodeName: configuration.nodeName, dataPlanes: dataPlanes, logger: logger)
+        let metrics = ProxyMetrics(mode: configuration.mode)
+        // Health-check node ports follow the table like a data plane (only with the servers on).
+        let planes = dataPlanes + (configuration.servers == nil ? [] : [HealthCheckNodePorts(logger: logger)])
+        let controller = ProxyController(nodeName: configuration.nodeName, dataPlanes: planes, observer: metrics,
+                                         logger: logger)
         self.controller = controller
+        self.metrics = metrics
+        self.configuration = configuration
         self.runner = SyncRunner(schedule: configuration.schedule) { kind in
             let clock = ContinuousClock()
             let start = clock.now
@@ -47,10 +60,24 @@ public final class NodeAgent: Sendable {
 
     /// Runs until a termination signal (or the task is cancelled).
     public func run() async throws {
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: Pipeline(agent: self), successTerminationBehavior: .gracefullyShutdownGroup),
+        ]
+        if let servers = configuration.servers {
+            if !servers.healthz.isEmpty {
+                services.append(.init(service: try AgentServers.health(
+                    controller: controller, metrics: metrics, timeout: servers.healthTimeout,
+                    address: servers.healthz, logger: logger)))
+            }
+            if !servers.metrics.isEmpty {
+                services.append(.init(service: try AgentServers.metrics(
+                    controller: controller, metrics: metrics, mode: configuration.mode,
+                    nodeName: configuration.nodeName, timeout: servers.healthTimeout,
+                    address: servers.metrics, logger: logger)))
+            }
+        }
         let group = ServiceGroup(configuration: .init(
-            services: [.init(service: Pipeline(agent: self), successTerminationBehavior: .gracefullyShutdownGroup)],
-            gracefulShutdownSignals: [.sigterm, .sigint],
-            logger: logger))
+            services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
         logger.info("stopped; rules left in place (kproxy cleanup removes them)")
     }

@@ -65,5 +65,6 @@ let package = Package(
         .testTarget(name: "ServiceTableTests", dependencies: ["ServiceTable"]),
         .testTarget(name: "ControllerTests", dependencies: ["Controller", "KubeObjects", "ServiceTable"]),
         .testTarget(name: "ObjectSourcesTests", dependencies: ["ObjectSources", "KubeObjects"]),
+        .testTarget(name: "AgentTests", dependencies: ["Agent", "Controller", "ServiceTable"]),
     ]
 )

@@ -73,9 +73,16 @@ public enum ManifestDecoder {
 
     private static func syntaxProblem(_ error: YamlError, file: String?) -> ManifestProblem {
         switch error {
-        case let .scanner(context, problem, mark, _), let .parser(context, problem, mark, _),
-             let .composer(context, problem, mark, _):
-            let ctx = context.map { "\($0.text) " } ?? ""
+        case let .scanner(context, problem, mark, _):
+            // A scanner error's context is the token being read ("while scanning a quoted scalar"):
+            // an unterminated string is found at the end of the text, but is fixed where it starts.
+            let line = context?.mark.line ?? mark.line
+            let ctx = context.map { "\($0.text): " } ?? ""
+            return ManifestProblem(file: file, line: line, message: "invalid YAML: \(ctx)\(problem)")
+        case let .parser(context, problem, mark, _), let .composer(context, problem, mark, _):
+            // A parser error's context is the enclosing block, possibly far above: name it, but
+            // blame the line where the parser gave up.
+            let ctx = context.map { "\($0.text) (line \($0.mark.line)): " } ?? ""
             return ManifestProblem(file: file, line: mark.line, message: "invalid YAML: \(ctx)\(problem)")
         case let .reader(problem, _, _, _):
             return ManifestProblem(file: file, message: "unreadable text: \(problem)")
@@ -212,9 +219,11 @@ public enum ManifestDecoder {
         var token = ""
         func step(_ key: String) -> Bool {
             if key.isEmpty { return true }
-            guard let next = node[key] else { return false }
-            node = next
-            if let l = node.mark?.line { best = l }
+            guard case .mapping(let mapping) = node,
+                  let pair = mapping.first(where: { $0.key.string == key }) else { return false }
+            node = pair.value
+            // The key's line: a block value (`spec:`, `labels:`) starts on the line below its key.
+            if let l = pair.key.mark?.line ?? node.mark?.line { best = l }
             return true
         }
         var chars = Substring(field)

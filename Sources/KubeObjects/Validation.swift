@@ -82,8 +82,8 @@ extension Service {
             let name = p.name ?? ""
             if ports.count > 1 && name.isEmpty {
                 errors.append(FieldError("\(f).name", "required when a service has more than one port"))
-            }
-            if !names.insert(name).inserted {
+            } else if !names.insert(name).inserted {
+                // As Kubernetes: a missing name is reported once, as missing, not also as a duplicate.
                 errors.append(FieldError("\(f).name", "duplicate port name \"\(name)\""))
             }
         }

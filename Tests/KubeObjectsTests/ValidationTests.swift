@@ -150,6 +150,10 @@ struct ValidationTests {
             "clusterIP: 10.96.0.20\nclusterIPs: [10.96.0.20, fd00:10:96::20]\nipFamilies: [IPv6, IPv4]\nports: [{port: 80}]")),
         .invalid("IPv6 family for an IPv4 address", "spec.ipFamilies[0]", at: "ipFamilies:", service(
             "clusterIP: 10.96.0.20\nclusterIPs: [10.96.0.20]\nipFamilies: [IPv6]\nports: [{port: 80}]")),
+        .invalid("IPv6 family for an IPv4 clusterIP (no clusterIPs)", "spec.ipFamilies[0]", at: "ipFamilies:", service(
+            "clusterIP: 10.96.0.20\nipFamilies: [IPv6]\nports: [{port: 80}]")),
+        .invalid("invalid first cluster IP does not shift the family check", "spec.clusterIPs[0]", at: "clusterIPs:", service(
+            "clusterIPs: [10.96.0.300, 'fd00:10:96::20']\nipFamilies: [IPv4, IPv6]\nports: [{port: 80}]")),
         .invalid("the same family twice", "spec.ipFamilies", at: "ipFamilies:", service(
             "clusterIP: 10.96.0.20\nipFamilies: [IPv4, IPv4]\nports: [{port: 80}]")),
         .invalid("clusterIPs[0] differs from clusterIP", "spec.clusterIPs[0]", at: "clusterIPs:", service(
@@ -272,6 +276,12 @@ struct ValidationTests {
         let fields = svc.validate().map(\.field)
         #expect(fields == ["spec.clusterIP", "spec.ports[0].port", "spec.ports[0].name", "spec.ports[1].port",
                            "spec.ports[1].name", "spec.sessionAffinityConfig.clientIP.timeoutSeconds"])
+    }
+
+    @Test func anInvalidClusterIPIsNotAlsoAFamilyMismatch() {
+        var spec = ServiceSpec(clusterIPs: ["10.96.0.300", "fd00:10:96::20"], ports: [ServicePort(port: 80)])
+        spec.ipFamilies = [.ipv4, .ipv6]
+        #expect(Service(metadata: ObjectMeta(name: "x"), spec: spec).validate().map(\.field) == ["spec.clusterIPs[0]"])
     }
 
     @Test func rejectedObjectMessageCountsTheOtherProblems() throws {

@@ -61,7 +61,7 @@ public enum ManifestDecoder {
         do {
             let parser = try Parser(yaml: text)
             while let root = try parser.nextRoot() {
-                decodeDocument(root, defaultKind: nil, file: file, into: &result)
+                decodeDocument(root, defaultKind: nil, defaultAPIVersion: nil, file: file, into: &result)
             }
         } catch let error as YamlError {
             result.syntaxError = syntaxProblem(error, file: file)
@@ -94,8 +94,10 @@ public enum ManifestDecoder {
         }
     }
 
-    private static func decodeDocument(_ node: Yams.Node, defaultKind: String?, file: String?,
-                                       into result: inout ManifestContents) {
+    /// `defaultKind` and `defaultAPIVersion` come from a typed list (`ServiceList`, `v1`): the API
+    /// server leaves them out of the items.
+    private static func decodeDocument(_ node: Yams.Node, defaultKind: String?, defaultAPIVersion: String?,
+                                       file: String?, into result: inout ManifestContents) {
         guard case .mapping = node else {
             if case .scalar(let s) = node, s.string.isEmpty || s.string == "null" { return }
             result.rejected.append((nil, ManifestProblem(file: file, line: node.mark?.line,
@@ -111,17 +113,27 @@ public enum ManifestDecoder {
         }
         if kind == "List" || kind.hasSuffix("List") {
             let itemKind = kind == "List" ? nil : String(kind.dropLast(4))
+            let itemAPIVersion = kind == "List" ? nil : node["apiVersion"]?.string
             guard case .sequence(let items)? = node["items"] else {
                 if node["items"] == nil || node["items"]?.null != nil { return }
                 result.rejected.append((nil, ManifestProblem(file: file, line: line, field: "items",
                                                              message: "a \(kind) needs a list of items")))
                 return
             }
-            for item in items { decodeDocument(item, defaultKind: itemKind, file: file, into: &result) }
+            for item in items {
+                decodeDocument(item, defaultKind: itemKind, defaultAPIVersion: itemAPIVersion, file: file, into: &result)
+            }
             return
         }
         guard let objectKind = ObjectKind(rawValue: kind) else {
             result.ignoredKinds.append(kind)
+            return
+        }
+        // Another API group's kind of the same name (Knative's serving.knative.dev/v1 Service) is
+        // not ours: skip it rather than reject it. No apiVersion at all (hand-written) is ours.
+        if let apiVersion = node["apiVersion"]?.string ?? defaultAPIVersion, !apiVersion.isEmpty,
+           !objectKind.apiVersions.contains(apiVersion) {
+            result.ignoredKinds.append("\(kind) (\(apiVersion))")
             return
         }
         let name = describe(node, kind: objectKind.rawValue)

@@ -143,6 +143,36 @@ struct DecodingTests {
         #expect(contents.problems.isEmpty)
     }
 
+    @Test func sameKindFromAnotherAPIGroupIsIgnored() {
+        let contents = ManifestDecoder.decode("""
+            apiVersion: serving.knative.dev/v1
+            kind: Service
+            metadata: {name: hello, namespace: apps}
+            spec:
+              template:
+                spec:
+                  containers: [{image: ghcr.io/knative/helloworld-go:latest}]
+            ---
+            apiVersion: serving.knative.dev/v1
+            kind: ServiceList
+            items:
+            - metadata: {name: hello2}
+              spec: {template: {}}
+            ---
+            apiVersion: v1
+            kind: Service
+            metadata: {name: hello, namespace: apps}
+            spec: {clusterIP: 10.96.3.3, ports: [{port: 80}]}
+            ---
+            kind: Service
+            metadata: {name: handwritten, namespace: apps}
+            spec: {clusterIP: 10.96.3.4, ports: [{port: 80}]}
+            """)
+        #expect(contents.problems.isEmpty, "\(contents.problems)")
+        #expect(contents.ids == ["Service apps/hello", "Service apps/handwritten"])
+        #expect(contents.ignoredKinds == ["Service (serving.knative.dev/v1)", "Service (serving.knative.dev/v1)"])
+    }
+
     @Test func placeholderSliceWithNullEndpointsAndPorts() {
         let contents = ManifestDecoder.decode("""
             apiVersion: discovery.k8s.io/v1

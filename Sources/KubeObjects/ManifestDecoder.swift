@@ -58,6 +58,9 @@ public struct ManifestContents: Sendable {
 public enum ManifestDecoder {
     public static func decode(_ text: String, file: String? = nil) -> ManifestContents {
         var result = ManifestContents()
+        // Yams tells libyaml the text is UTF-8, and then libyaml does not skip a byte order mark
+        // (Windows editors write one): it would become part of the first key.
+        let text = text.first == "\u{FEFF}" ? String(text.dropFirst()) : text
         do {
             let parser = try Parser(yaml: text)
             while let root = try parser.nextRoot() {

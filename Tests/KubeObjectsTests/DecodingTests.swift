@@ -173,6 +173,30 @@ struct DecodingTests {
         #expect(contents.ignoredKinds == ["Service (serving.knative.dev/v1)", "Service (serving.knative.dev/v1)"])
     }
 
+    /// The same Service, spelled the ways editors and tools write it.
+    @Test("text variants decode alike", arguments: [
+        ("YAML", "apiVersion: v1\nkind: Service\nmetadata:\n  name: v\nspec:\n  clusterIP: 10.96.0.9\n  ports:\n  - port: 80\n"),
+        ("YAML with CRLF line ends", "apiVersion: v1\r\nkind: Service\r\nmetadata:\r\n  name: v\r\nspec:\r\n  clusterIP: 10.96.0.9\r\n  ports:\r\n  - port: 80\r\n"),
+        ("YAML with a byte order mark", "\u{FEFF}apiVersion: v1\nkind: Service\nmetadata:\n  name: v\nspec:\n  clusterIP: 10.96.0.9\n  ports:\n  - port: 80\n"),
+        ("JSON on one line", #"{"apiVersion":"v1","kind":"Service","metadata":{"name":"v"},"spec":{"clusterIP":"10.96.0.9","ports":[{"port":80}]}}"#),
+        ("JSON indented with tabs", "{\n\t\"apiVersion\": \"v1\",\n\t\"kind\": \"Service\",\n\t\"metadata\": {\"name\": \"v\"},\n\t\"spec\": {\n\t\t\"clusterIP\": \"10.96.0.9\",\n\t\t\"ports\": [{\"port\": 80}]\n\t}\n}\n"),
+        ("YAML with a document end marker", "apiVersion: v1\nkind: Service\nmetadata: {name: v}\nspec: {clusterIP: 10.96.0.9, ports: [{port: 80}]}\n...\n"),
+    ])
+    func textVariants(_ label: String, _ text: String) throws {
+        let contents = ManifestDecoder.decode(text)
+        #expect(contents.problems.isEmpty, "\(contents.problems)")
+        let svc = try #require(contents.services.first)
+        #expect(svc.id == NamespacedName(namespace: "default", name: "v"))
+        #expect(svc.spec.allClusterIPs == ["10.96.0.9"])
+        #expect(svc.spec.ports?.map(\.port) == [80])
+    }
+
+    @Test func lineNumbersCountCRLFLinesOnce() throws {
+        let text = "apiVersion: v1\r\nkind: Service\r\nmetadata:\r\n  name: v\r\nspec:\r\n  ports:\r\n  - port: 0\r\n"
+        let problem = try #require(ManifestDecoder.decode(text).problems.first)
+        #expect(problem.line == 7, "\(problem)")
+    }
+
     @Test func placeholderSliceWithNullEndpointsAndPorts() {
         let contents = ManifestDecoder.decode("""
             apiVersion: discovery.k8s.io/v1

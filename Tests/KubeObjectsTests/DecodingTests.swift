@@ -109,6 +109,31 @@ struct DecodingTests {
         #expect(metrics.spec.ports?.first?.name == nil)
     }
 
+    @Test func endpointSliceListAndNodeListInYAML() {
+        let contents = ManifestDecoder.decode("""
+            apiVersion: discovery.k8s.io/v1
+            kind: EndpointSliceList
+            metadata: {resourceVersion: "77"}
+            items:
+            - metadata:
+                name: web-1
+                namespace: default
+                labels: {kubernetes.io/service-name: web}
+              addressType: IPv6
+              endpoints: [{addresses: ["fd00:10:244:1::5"], nodeName: node-a}]
+              ports: [{port: 8080}]
+            ---
+            apiVersion: v1
+            kind: NodeList
+            items:
+            - metadata: {name: node-a, labels: {topology.kubernetes.io/zone: zone-a}}
+            - metadata: {name: node-b}
+            """)
+        #expect(contents.problems.isEmpty, "\(contents.problems)")
+        #expect(contents.ids == ["EndpointSlice default/web-1", "Node node-a", "Node node-b"])
+        #expect(contents.nodes.map(\.zone) == ["zone-a", nil])
+    }
+
     @Test func listOfMixedKindsKeepsOurKindsAndIgnoresTheRest() throws {
         let text = try fixture("list-mixed.yaml")
         let contents = ManifestDecoder.decode(text)

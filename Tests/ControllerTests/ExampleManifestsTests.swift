@@ -29,8 +29,6 @@ struct ExampleManifestsTests {
     /// Every object of every example file, decoded once for the whole suite.
     static let objects: [KubeObject] = files.flatMap { (try? decode($0).objects.map(\.object)) ?? [] }
 
-    static func allObjects() throws -> [KubeObject] { objects }
-
     @Test func theFolderHoldsTheExamples() {
         #expect(Self.files.count >= 12, "found \(Self.files) in \(Self.directory.path)")
         #expect(Self.files.contains { $0.hasSuffix(".json") }, "one example is kubectl's JSON output")
@@ -68,7 +66,7 @@ struct ExampleManifestsTests {
     static let zones = ["node-a": "zone-a", "node-b": "zone-b", "node-c": "zone-c"]
 
     @Test func servicesFollowTheAddressPlan() throws {
-        for case .service(let svc) in try Self.allObjects() {
+        for case .service(let svc) in Self.objects {
             let spec = svc.spec
             for ip in spec.allClusterIPs {
                 let addr = try #require(IPAddress(ip), "\(svc.id): \(ip)")
@@ -85,7 +83,7 @@ struct ExampleManifestsTests {
     }
 
     @Test func endpointsFollowTheAddressPlan() throws {
-        for case .endpointSlice(let slice) in try Self.allObjects() {
+        for case .endpointSlice(let slice) in Self.objects {
             for ep in slice.endpoints ?? [] {
                 let node = try #require(ep.nodeName, "\(slice.id): every example endpoint names its node")
                 let cidrs = try #require(Self.podCIDRs[node], "\(slice.id): unknown node \(node)")
@@ -100,7 +98,7 @@ struct ExampleManifestsTests {
 
     /// An endpoint port the service does not have (by name and protocol) would silently carry no traffic.
     @Test func slicePortsMatchTheirServicesPorts() throws {
-        let objects = try Self.allObjects()
+        let objects = Self.objects
         var services: [NamespacedName: Service] = [:]
         for case .service(let s) in objects { services[s.id] = s }
         for case .endpointSlice(let slice) in objects {
@@ -116,7 +114,7 @@ struct ExampleManifestsTests {
 
     /// The demo starts one network namespace per pod of a programmed service: keep them few.
     @Test func podCountStaysModest() throws {
-        let objects = try Self.allObjects()
+        let objects = Self.objects
         var skipped = Set<NamespacedName>()
         for case .service(let s) in objects where s.spec.isHeadless || s.spec.effectiveType == .externalName {
             skipped.insert(s.id)
@@ -140,8 +138,6 @@ struct ExampleManifestsTests {
         return builder.build().table
     }()
 
-    static func buildTable() throws -> ServiceTable { table }
-
     @Test func theTableBuilderAcceptsEveryObject() {
         var builder = TableBuilder(nodeName: "node-a")
         for object in Self.objects {
@@ -156,7 +152,7 @@ struct ExampleManifestsTests {
     }
 
     @Test func tableHoldsEveryProgrammableServicePort() throws {
-        let table = try Self.buildTable()
+        let table = Self.table
         let services = Set(table.entries.keys.map(\.serviceName))
         #expect(services == [
             "kube-system/kube-dns", "default/web", "shop/frontend", "shop/storefront", "shop/checkout",
@@ -170,12 +166,12 @@ struct ExampleManifestsTests {
     }
 
     @Test func headlessAndExternalNameServicesAreSkipped() throws {
-        let table = try Self.buildTable()
+        let table = Self.table
         #expect(table.entries.keys.allSatisfy { $0.name != "postgres" && $0.name != "external-db" })
     }
 
     @Test func multiPortServiceHasOneEntryPerPortAndProtocol() throws {
-        let table = try Self.buildTable()
+        let table = Self.table
         let dns = try #require(table[Self.port("kube-system", "kube-dns", "dns", .udp)])
         let dnsTCP = try #require(table[Self.port("kube-system", "kube-dns", "dns-tcp", .tcp)])
         let metrics = try #require(table[Self.port("kube-system", "kube-dns", "metrics", .tcp)])
@@ -185,14 +181,14 @@ struct ExampleManifestsTests {
     }
 
     @Test func unnamedSinglePortFromJSON() throws {
-        let web = try #require(try Self.buildTable()[Self.port("default", "web")])
+        let web = try #require(Self.table[Self.port("default", "web")])
         #expect(web.clusterIPs == [IPAddress("10.96.100.10")!])
         #expect(web.port == 80)
         #expect(web.clusterEndpoints.map(\.description) == ["10.244.1.10:8080", "10.244.2.10:8080"])
     }
 
     @Test func dualStackServiceHasTwoClusterIPsAndEndpointsOfBothFamilies() throws {
-        let table = try Self.buildTable()
+        let table = Self.table
         let echo = try #require(table[Self.port("default", "echo-dual", "http")])
         #expect(echo.clusterIPs == [IPAddress("10.96.100.17")!, IPAddress("fd00:10:96::17")!])
         #expect(echo.clusterEndpoints.map(\.description) == [
@@ -204,33 +200,33 @@ struct ExampleManifestsTests {
     }
 
     @Test func endpointInTwoSlicesIsListedOnce() throws {
-        let catalog = try #require(try Self.buildTable()[Self.port("shop", "catalog", "http")])
+        let catalog = try #require(Self.table[Self.port("shop", "catalog", "http")])
         #expect(catalog.endpoints.map(\.description) == ["10.244.1.20:8080", "10.244.2.20:8080", "10.244.3.20:8080"])
         #expect(catalog.clusterEndpoints.count == 3)
     }
 
     @Test func terminatingEndpointIsNotUsedWhileAnotherIsReady() throws {
-        let orders = try #require(try Self.buildTable()[Self.port("shop", "orders", "http")])
+        let orders = try #require(Self.table[Self.port("shop", "orders", "http")])
         #expect(orders.endpoints.count == 2)
         #expect(orders.clusterEndpoints.map(\.description) == ["10.244.2.21:8080"])
     }
 
     @Test func allTerminatingFallsBackToServingTerminatingEndpoints() throws {
-        let promotions = try #require(try Self.buildTable()[Self.port("shop", "promotions", "http")])
+        let promotions = try #require(Self.table[Self.port("shop", "promotions", "http")])
         #expect(promotions.clusterEndpoints.map(\.description) == ["10.244.1.22:8080", "10.244.3.22:8080"])
         #expect(promotions.clusterEndpoints.allSatisfy { !$0.ready && $0.serving && $0.terminating })
         #expect(promotions.hasEndpoints)
     }
 
     @Test func serviceWithoutEndpointsIsProgrammedEmpty() throws {
-        let maintenance = try #require(try Self.buildTable()[Self.port("default", "maintenance", "http")])
+        let maintenance = try #require(Self.table[Self.port("default", "maintenance", "http")])
         #expect(maintenance.clusterIPs == [IPAddress("10.96.100.19")!])
         #expect(maintenance.endpoints.isEmpty)
         #expect(!maintenance.hasEndpoints)
     }
 
     @Test func externalTrafficPolicyLocalUsesNodeAEndpoints() throws {
-        let checkout = try #require(try Self.buildTable()[Self.port("shop", "checkout", "https")])
+        let checkout = try #require(Self.table[Self.port("shop", "checkout", "https")])
         #expect(checkout.type == .loadBalancer)
         #expect(checkout.externalPolicyIsLocal)
         #expect(checkout.nodePort == 32443)
@@ -243,13 +239,13 @@ struct ExampleManifestsTests {
     }
 
     @Test func internalTrafficPolicyLocalUsesNodeAEndpoints() throws {
-        let agent = try #require(try Self.buildTable()[Self.port("monitoring", "otel-agent", "otlp-grpc")])
+        let agent = try #require(Self.table[Self.port("monitoring", "otel-agent", "otlp-grpc")])
         #expect(agent.internalPolicyIsLocal)
         #expect(agent.internalEndpoints.map(\.description) == ["10.244.1.15:4317"])
     }
 
     @Test func loadBalancerWithSourceRanges() throws {
-        let table = try Self.buildTable()
+        let table = Self.table
         let http = try #require(table[Self.port("shop", "storefront", "http")])
         let https = try #require(table[Self.port("shop", "storefront", "https")])
         #expect(http.loadBalancerIPs == [IPAddress("203.0.113.10")!])
@@ -260,7 +256,7 @@ struct ExampleManifestsTests {
     }
 
     @Test func nodePortExternalIPsAffinityAndSCTP() throws {
-        let table = try Self.buildTable()
+        let table = Self.table
         let frontend = try #require(table[Self.port("shop", "frontend", "http")])
         #expect(frontend.type == .nodePort && frontend.nodePort == 30080)
         #expect(frontend.clusterEndpoints.map(\.description) == ["10.244.2.11:8080"])
@@ -275,7 +271,7 @@ struct ExampleManifestsTests {
     }
 
     @Test func topologyHintsKeepNodeAInItsZone() throws {
-        let reviews = try #require(try Self.buildTable()[Self.port("shop", "reviews", "http")])
+        let reviews = try #require(Self.table[Self.port("shop", "reviews", "http")])
         #expect(reviews.trafficDistribution == "PreferClose")
         #expect(reviews.endpoints.count == 3)
         #expect(reviews.clusterEndpoints.map(\.description) == ["10.244.1.23:9080"])

@@ -61,7 +61,9 @@ let package = Package(
         ]),
 
         .testTarget(name: "NetworkTypesTests", dependencies: ["NetworkTypes"]),
-        .testTarget(name: "KubeObjectsTests", dependencies: ["KubeObjects"]),
+        // Fixtures: real `kubectl get -o yaml|json` output and API server lists, read with Bundle.module.
+        .testTarget(name: "KubeObjectsTests", dependencies: ["KubeObjects", "NetworkTypes"],
+                    resources: [.copy("Fixtures")]),
         .testTarget(name: "ServiceTableTests", dependencies: ["ServiceTable"]),
         .testTarget(name: "ControllerTests", dependencies: ["Controller", "KubeObjects", "ServiceTable"]),
         .testTarget(name: "ObjectSourcesTests", dependencies: ["ObjectSources", "KubeObjects"]),

@@ -65,7 +65,7 @@ let package = Package(
         .testTarget(name: "KubeObjectsTests", dependencies: ["KubeObjects", "NetworkTypes"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "ServiceTableTests", dependencies: ["ServiceTable"]),
-        .testTarget(name: "ControllerTests", dependencies: ["Controller", "KubeObjects", "ServiceTable"]),
+        .testTarget(name: "ControllerTests", dependencies: ["Controller", "KubeObjects", "ServiceTable", "NetworkTypes"]),
         .testTarget(name: "ObjectSourcesTests", dependencies: ["ObjectSources", "KubeObjects"]),
         .testTarget(name: "AgentTests", dependencies: ["Agent", "Controller", "ServiceTable"]),
     ]

@@ -46,6 +46,10 @@ public actor ProxyController {
             case .node: break
             }
             if pendingChangeTimes.count < 10_000 { pendingChangeTimes.append(Self.triggerTime(event) ?? now) }
+            if case .upsert(.service(let svc)) = event, let reason = TableBuilder.skipReason(svc),
+               reason.hasPrefix("no cluster IP") {
+                logger.warning("service skipped", metadata: ["service": "\(svc.id)", "reason": "\(reason)"])
+            }
             let problems = builder.apply(event)
             if !problems.isEmpty {
                 logger.error("refusing invalid object; its last valid version stays in force", metadata: [

@@ -77,6 +77,10 @@ enum ManifestTable {
         }
         var builder = TableBuilder(nodeName: nodeName)
         for event in events {
+            if case .upsert(.service(let svc)) = event, let reason = TableBuilder.skipReason(svc),
+               reason.hasPrefix("no cluster IP") {
+                FileHandle.standardError.write(Data("warning: Service \(svc.id) skipped: \(reason)\n".utf8))
+            }
             let problems = builder.apply(event)
             for p in problems { FileHandle.standardError.write(Data("warning: \(event.id): \(p)\n".utf8)) }
         }

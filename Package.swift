@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "ServiceTable", targets: ["ServiceTable"]),
         .library(name: "KubeObjects", targets: ["KubeObjects"]),
         .library(name: "ObjectSources", targets: ["ObjectSources"]),
+        .library(name: "NFTablesDataPlane", targets: ["NFTablesDataPlane"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -40,9 +41,14 @@ let package = Package(
             "KubeObjects",
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // libnftables, the nft front end as a library (Debian: libnftables-dev).
+        .systemLibrary(name: "CNFTables", pkgConfig: "libnftables"),
+        // The nftables data plane: renders table updates into a map-centred ruleset and applies
+        // them in process through libnftables, one atomic transaction per sync.
+        .target(name: "NFTablesDataPlane", dependencies: ["CNFTables", "ServiceTable", "NetworkTypes"]),
         // The command line: `kproxy table`, …
         .executableTarget(name: "kproxy", dependencies: [
-            "Controller", "ObjectSources", "ServiceTable", "KubeObjects",
+            "Controller", "ObjectSources", "ServiceTable", "KubeObjects", "NFTablesDataPlane",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),
@@ -52,6 +58,7 @@ let package = Package(
         .testTarget(name: "KubeObjectsTests", dependencies: ["KubeObjects"]),
         .testTarget(name: "ServiceTableTests", dependencies: ["ServiceTable"]),
         .testTarget(name: "ControllerTests", dependencies: ["Controller", "KubeObjects", "ServiceTable"]),
+        .testTarget(name: "NFTablesDataPlaneTests", dependencies: ["NFTablesDataPlane", "ServiceTable", "NetworkTypes"]),
         .testTarget(name: "ObjectSourcesTests", dependencies: ["ObjectSources", "KubeObjects"]),
     ]
 )

@@ -139,13 +139,17 @@ public enum NFTShape {
             endpointCheck.append("\(m) meta l4proto . th dport vmap @\(Collection.noEndpointNodePorts.rawValue)")
         }
         // Still addressed to a cluster IP after DNAT: a port the service does not have.
-        endpointCheck.append("\(a) daddr @\(Collection.clusterIPs.rawValue) reject")
+        endpointCheck.append("\(a) daddr @\(Collection.clusterIPs.rawValue) goto reject-chain")
 
         let firewall = [
             "\(key) @\(Collection.firewallIPs.rawValue) \(key) . \(a) saddr != @\(Collection.firewallAllow.rawValue) drop",
         ]
         return [
-            FixedChain(name: "reject-chain", hook: nil, rules: ["reject"]),
+            // A TCP reset or ICMP port unreachable: clients see "connection refused" at once.
+            FixedChain(name: "reject-chain", hook: nil, rules: [
+                "meta l4proto tcp reject with tcp reset",
+                "reject with \(f.ipFamily == .ipv4 ? "icmp" : "icmpv6") port-unreachable",
+            ]),
             FixedChain(name: "services", hook: nil, rules: services),
             FixedChain(name: "masquerading", hook: nil, rules: masquerade),
             FixedChain(name: "endpoint-check", hook: nil, rules: endpointCheck),

@@ -24,6 +24,8 @@ struct NFTElement: Hashable, Sendable {
 struct Contribution: Sendable {
     var elements: [NFTElement] = []
     var chains: [DispatchChain] = []
+    /// One per endpoint index used (0..<N for each non-affinity destination).
+    var picks: [PickChain] = []
 }
 
 /// Renders service ports into map elements: a pure function of the entry and the family.
@@ -55,9 +57,10 @@ enum ElementRenderer {
                                       affinityTimeout: affinity)
             c.chains.append(chain)
             add(entryMap, key, "goto \(chain.name)")
+            c.picks.append(contentsOf: chain.picks)
             for (i, ep) in endpoints.enumerated() {
-                let index = affinity == nil ? String(i) : String(chain.affinityIndex(i))
-                add(chain.backends, "\(key) . \(index)", "\(ep.ip) . \(ep.port)")
+                let (map, suffix) = chain.backends(i)
+                add(map, key + suffix, "\(ep.ip) . \(ep.port)")
             }
         }
 

@@ -9,66 +9,94 @@ public enum NFTRuleset {
     public static func render(_ table: ServiceTable, settings: ProxySettings,
                               families: [IPFamily] = IPFamily.allCases) -> String {
         let state = RulesetState(table: table, families: families)
-        return fullSync(state: state, settings: settings, families: families, existingChains: [:], replace: false,
-                        flush: false)
+        return fullSync(state: state, settings: settings, families: families, existing: [:], mode: .fresh)
     }
 
-    /// A full-sync transaction. With `flush`, the tables are declared (idempotently) and every
-    /// non-dynamic map, set and chain is flushed and refilled, so a ruleset left by an earlier
-    /// process is replaced atomically and session-affinity memory survives; dispatch chains in
-    /// `existingChains` that are no longer used are deleted. With `replace`, the tables are
-    /// deleted and recreated in the same transaction instead (the fallback when their declared
-    /// shape changed).
+    enum FullSyncMode {
+        /// Into an empty ruleset: declarations and contents only.
+        case fresh
+        /// Over whatever kproxy's tables hold: every fixed map, set and chain is flushed and
+        /// refilled, chains and per-index maps in `existing` that are no longer used are
+        /// deleted. The session-affinity map is kept.
+        case refill
+        /// The tables are deleted and recreated in the same transaction (the fallback when
+        /// their declared shape differs, e.g. left by another kproxy version).
+        case replace
+    }
+
+    /// A full-sync transaction. `existing`: the chain names kproxy's tables hold now.
     static func fullSync(state: RulesetState, settings: ProxySettings, families: [IPFamily],
-                         existingChains: [IPFamily: Set<String>], replace: Bool, flush: Bool) -> String {
+                         existing: [IPFamily: Set<String>], mode: FullSyncMode) -> String {
         var w = TransactionWriter(capacity: state.elements.count * 48 + 8192)
-        let needed = Dictionary(grouping: state.chains.keys, by: \.family)
+        let neededChains = Dictionary(grouping: state.chains.items, by: \.family)
+        let neededPicks = Dictionary(grouping: state.picks.items, by: \.family)
+        let refill = mode == .refill
         for family in families {
             let f = NFTFamily(family)
-            if replace {
+            if mode == .replace {
                 w.declareTable(f)
                 w.line("delete table \(f.qualifiedTable)")
             }
             w.declareTable(f)
             w.declareCollections(f)
-            if flush && !replace {
-                for c in NFTShape.Collection.allCases {
-                    w.line("flush \(c.isMap ? "map" : "set") \(f.qualifiedTable) \(c.rawValue)")
-                }
+            if refill {
+                for c in NFTShape.Collection.fixed { w.flush(f, c) }
+            }
+            // Pick chains and their maps, then dispatch chains, then the fixed chains.
+            let picks = (neededPicks[family] ?? []).sorted()
+            for p in picks {
+                w.line(p.map.declaration(f))
+                if refill { w.flush(f, p.map) }
+                w.chain(f, name: p.name, hook: nil, rules: p.rules(f), flush: refill)
+            }
+            let dispatch = (neededChains[family] ?? []).sorted()
+            for ch in dispatch {
+                w.chain(f, name: ch.name, hook: nil, rules: ch.rules(f), flush: refill)
             }
             let fixed = NFTShape.fixedChains(f, settings: settings)
-            // Dispatch chains first: fixed chains do not reference them, elements do.
-            let dispatch = (needed[family] ?? []).sorted()
-            for ch in dispatch {
-                w.chain(f, name: ch.name, hook: nil, rules: ch.rules(f), flush: flush && !replace)
-            }
             for ch in fixed {
-                w.chain(f, name: ch.name, hook: ch.hook, rules: ch.rules, flush: flush && !replace)
+                w.chain(f, name: ch.name, hook: ch.hook, rules: ch.rules, flush: refill)
             }
-            if !replace {
-                let keep = Set(dispatch.map(\.name)).union(fixed.map(\.name))
-                for name in (existingChains[family] ?? []).subtracting(keep).sorted() {
-                    w.deleteChain(f, name: name)
+            if refill {
+                // Chains nobody needs any more: dispatch chains first (they jump to pick chains),
+                // then pick chains with their maps.
+                let keep = Set(dispatch.map(\.name)).union(fixed.map(\.name)).union(picks.map(\.name))
+                let stale = (existing[family] ?? []).subtracting(keep)
+                let stalePicks = stale.compactMap { PickChain(family: family, name: $0) }
+                for name in stale.subtracting(stalePicks.map(\.name)).sorted() { w.deleteChain(f, name: name) }
+                for p in stalePicks.sorted() {
+                    w.deleteChain(f, name: p.name)
+                    w.line("delete map \(f.qualifiedTable) \(p.map.name)")
                 }
             }
             w.elements("add", NFTShape.settingsElements(f, settings: settings))
         }
-        w.elements("add", state.elements.keys.filter { families.contains($0.family) })
+        w.elements("add", state.elements.items.filter { families.contains($0.family) })
         return w.text
     }
 
-    /// An incremental transaction: new dispatch chains, element removals, element additions,
-    /// then chains nobody uses any more.
+    /// An incremental transaction: new pick chains (with their maps) and dispatch chains,
+    /// element removals, element additions, then chains and maps nobody uses any more.
     static func incremental(_ delta: RulesetState.Delta) -> String {
         var w = TransactionWriter()
-        for ch in delta.addedChains.sorted() {
-            let f = NFTFamily(ch.family)
-            w.chain(f, name: ch.name, hook: nil, rules: ch.rules(f), flush: true)
+        for p in delta.picks.added.sorted() {
+            let f = NFTFamily(p.family)
+            w.line(p.map.declaration(f))
+            w.chain(f, name: p.name, hook: nil, rules: p.rules(f), flush: false)
         }
-        w.elements("delete", delta.removedElements)
-        w.elements("add", delta.addedElements)
-        for ch in delta.removedChains.sorted() {
+        for ch in delta.chains.added.sorted() {
+            let f = NFTFamily(ch.family)
+            w.chain(f, name: ch.name, hook: nil, rules: ch.rules(f), flush: false)
+        }
+        w.elements("delete", delta.elements.removed)
+        w.elements("add", delta.elements.added)
+        for ch in delta.chains.removed.sorted() {
             w.deleteChain(NFTFamily(ch.family), name: ch.name)
+        }
+        for p in delta.picks.removed.sorted() {
+            let f = NFTFamily(p.family)
+            w.deleteChain(f, name: p.name)
+            w.line("delete map \(f.qualifiedTable) \(p.map.name)")
         }
         return w.text
     }

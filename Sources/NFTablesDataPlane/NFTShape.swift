@@ -16,45 +16,77 @@ public enum NFTShape {
     static let affinitySize = 262_144
 
     /// The named maps and sets whose elements come from the service table.
-    enum Collection: String, CaseIterable, Sendable, Comparable {
+    enum Collection: Hashable, Sendable, Comparable {
         /// `daddr . l4proto . dport` of cluster, external and load-balancer IPs → `goto` dispatch chain.
-        case serviceIPs = "service-ips"
+        case serviceIPs
         /// `l4proto . dport` of node ports → `goto` dispatch chain.
-        case nodePorts = "service-nodeports"
-        /// `daddr . l4proto . dport . index` → endpoint `addr . port`.
-        case backends
-        /// The same for session-affinity services, keyed by the packet mark that holds the index.
-        case backendsAffinity = "backends-affinity"
-        case nodePortBackends = "nodeport-backends"
-        case nodePortBackendsAffinity = "nodeport-backends-affinity"
+        case nodePorts
+        /// Endpoint number `i` of every service destination with more than `i` endpoints:
+        /// `daddr . l4proto . dport` → endpoint `addr . port`. One map per index (created while some
+        /// service has that many endpoints), so no map key needs the random number itself.
+        case backends(Int)
+        /// The same for node ports, keyed `l4proto . dport`.
+        case nodePortBackends(Int)
+        /// Session-affinity services: `daddr . l4proto . dport . index` (the index travels in the packet mark).
+        case backendsAffinity
+        case nodePortBackendsAffinity
         /// Every cluster IP: traffic still addressed to one after DNAT is rejected (unknown port).
-        case clusterIPs = "cluster-ips"
-        /// Service ports with no usable endpoint → `goto reject` or `drop`.
-        case noEndpointServices = "no-endpoint-services"
-        case noEndpointNodePorts = "no-endpoint-nodeports"
+        case clusterIPs
+        /// Service ports with no usable endpoint → `goto reject-chain` or `drop`.
+        case noEndpointServices
+        case noEndpointNodePorts
         /// Load-balancer `daddr . l4proto . dport` restricted by `loadBalancerSourceRanges`…
-        case firewallIPs = "firewall-ips"
+        case firewallIPs
         /// … and the `daddr . l4proto . dport . saddr-range` allowed to reach them.
-        case firewallAllow = "firewall-allow"
+        case firewallAllow
         /// `endpoint . endpoint` pairs: a pod reaching itself through a service is masqueraded.
         case hairpin
         /// Settings, not services: `--cluster-cidr` and `--nodeport-addresses`.
-        case clusterCIDRs = "cluster-cidrs"
-        case nodePortAddresses = "nodeport-addresses"
+        case clusterCIDRs
+        case nodePortAddresses
 
-        static func < (a: Collection, b: Collection) -> Bool { a.rawValue < b.rawValue }
+        /// The collections that always exist (per-index backends maps come and go with their pick chains).
+        static let fixed: [Collection] = [
+            .serviceIPs, .nodePorts, .backendsAffinity, .nodePortBackendsAffinity, .clusterIPs,
+            .noEndpointServices, .noEndpointNodePorts, .firewallIPs, .firewallAllow, .hairpin,
+            .clusterCIDRs, .nodePortAddresses,
+        ]
+
+        var name: String {
+            switch self {
+            case .serviceIPs: return "service-ips"
+            case .nodePorts: return "service-nodeports"
+            case .backends(let i): return "backends-\(i)"
+            case .nodePortBackends(let i): return "nodeport-backends-\(i)"
+            case .backendsAffinity: return "backends-affinity"
+            case .nodePortBackendsAffinity: return "nodeport-backends-affinity"
+            case .clusterIPs: return "cluster-ips"
+            case .noEndpointServices: return "no-endpoint-services"
+            case .noEndpointNodePorts: return "no-endpoint-nodeports"
+            case .firewallIPs: return "firewall-ips"
+            case .firewallAllow: return "firewall-allow"
+            case .hairpin: return "hairpin"
+            case .clusterCIDRs: return "cluster-cidrs"
+            case .nodePortAddresses: return "nodeport-addresses"
+            }
+        }
+
+        static func < (a: Collection, b: Collection) -> Bool { a.name < b.name }
 
         /// Maps carry a value per key; sets do not.
         var isMap: Bool {
             switch self {
-            case .serviceIPs, .nodePorts, .backends, .backendsAffinity, .nodePortBackends,
+            case .serviceIPs, .nodePorts, .backends, .nodePortBackends, .backendsAffinity,
                  .nodePortBackendsAffinity, .noEndpointServices, .noEndpointNodePorts: return true
             default: return false
             }
         }
 
+        // Plain `type` declarations throughout: nft 1.0.6 cannot re-evaluate a cached map whose
+        // `typeof` data is `ip daddr . th dport` ("conflicting protocols specified: ip vs. th")
+        // once a later command references it, and `typeof … tcp dport` would add a TCP-only match.
         func declaration(_ f: NFTFamily) -> String {
-            let a = f.payload, t = f.addressType
+            let t = f.addressType
             let body: String
             switch self {
             case .serviceIPs, .noEndpointServices:
@@ -62,13 +94,13 @@ public enum NFTShape {
             case .nodePorts, .noEndpointNodePorts:
                 body = "type inet_proto . inet_service : verdict;"
             case .backends:
-                body = "typeof \(a) daddr . meta l4proto . th dport . numgen random mod 1 : \(a) daddr . th dport;"
-            case .backendsAffinity:
-                body = "typeof \(a) daddr . meta l4proto . th dport . meta mark : \(a) daddr . th dport;"
+                body = "type \(t) . inet_proto . inet_service : \(t) . inet_service;"
             case .nodePortBackends:
-                body = "typeof meta l4proto . th dport . numgen random mod 1 : \(a) daddr . th dport;"
+                body = "type inet_proto . inet_service : \(t) . inet_service;"
+            case .backendsAffinity:
+                body = "type \(t) . inet_proto . inet_service . mark : \(t) . inet_service;"
             case .nodePortBackendsAffinity:
-                body = "typeof meta l4proto . th dport . meta mark : \(a) daddr . th dport;"
+                body = "type inet_proto . inet_service . mark : \(t) . inet_service;"
             case .clusterIPs:
                 body = "type \(t);"
             case .firewallIPs:
@@ -80,7 +112,7 @@ public enum NFTShape {
             case .clusterCIDRs, .nodePortAddresses:
                 body = "type \(t); flags interval;"
             }
-            return "add \(isMap ? "map" : "set") \(f.qualifiedTable) \(rawValue) { \(body) }"
+            return "add \(isMap ? "map" : "set") \(f.qualifiedTable) \(name) { \(body) }"
         }
     }
 
@@ -112,37 +144,37 @@ public enum NFTShape {
         // addresses inside --nodeport-addresses. None when that list has no range of this family.
         let nodePortMatch: String? = npAll
             ? "fib daddr type local \(a) daddr != \(f.loopback)"
-            : (npOfFamily.isEmpty ? nil : "fib daddr type local \(a) daddr @\(Collection.nodePortAddresses.rawValue)")
+            : (npOfFamily.isEmpty ? nil : "fib daddr type local \(a) daddr @\(Collection.nodePortAddresses.name)")
 
-        var services = ["\(key) vmap @\(Collection.serviceIPs.rawValue)"]
+        var services = ["\(key) vmap @\(Collection.serviceIPs.name)"]
         if let m = nodePortMatch {
-            services.append("\(m) meta l4proto . th dport vmap @\(Collection.nodePorts.rawValue)")
+            services.append("\(m) meta l4proto . th dport vmap @\(Collection.nodePorts.name)")
         }
 
         var masquerade = [
             // External traffic under a Cluster policy was marked by its dispatch chain.
             "meta mark & \(hex(masqueradeBit)) == \(hex(masqueradeBit)) meta mark set meta mark ^ \(hex(masqueradeBit)) masquerade fully-random",
             // A pod that reached itself through a service must see the reply come from the service.
-            "ct status dnat \(a) saddr . \(a) daddr @\(Collection.hairpin.rawValue) masquerade fully-random",
+            "ct status dnat \(a) saddr . \(a) daddr @\(Collection.hairpin.name) masquerade fully-random",
         ]
         if settings.masqueradeAll {
-            masquerade.append("ct status dnat ct original \(a) daddr @\(Collection.clusterIPs.rawValue) masquerade fully-random")
+            masquerade.append("ct status dnat ct original \(a) daddr @\(Collection.clusterIPs.name) masquerade fully-random")
         } else if !cidrs.isEmpty {
-            masquerade.append("ct status dnat ct original \(a) daddr @\(Collection.clusterIPs.rawValue) \(a) saddr != @\(Collection.clusterCIDRs.rawValue) masquerade fully-random")
+            masquerade.append("ct status dnat ct original \(a) daddr @\(Collection.clusterIPs.name) \(a) saddr != @\(Collection.clusterCIDRs.name) masquerade fully-random")
         }
 
         var endpointCheck = [
             "ct status dnat return",
-            "\(key) vmap @\(Collection.noEndpointServices.rawValue)",
+            "\(key) vmap @\(Collection.noEndpointServices.name)",
         ]
         if let m = nodePortMatch {
-            endpointCheck.append("\(m) meta l4proto . th dport vmap @\(Collection.noEndpointNodePorts.rawValue)")
+            endpointCheck.append("\(m) meta l4proto . th dport vmap @\(Collection.noEndpointNodePorts.name)")
         }
         // Still addressed to a cluster IP after DNAT: a port the service does not have.
-        endpointCheck.append("\(a) daddr @\(Collection.clusterIPs.rawValue) goto reject-chain")
+        endpointCheck.append("\(a) daddr @\(Collection.clusterIPs.name) goto reject-chain")
 
         let firewall = [
-            "\(key) @\(Collection.firewallIPs.rawValue) \(key) . \(a) saddr != @\(Collection.firewallAllow.rawValue) drop",
+            "\(key) @\(Collection.firewallIPs.name) \(key) . \(a) saddr != @\(Collection.firewallAllow.name) drop",
         ]
         return [
             // A TCP reset or ICMP port unreachable: clients see "connection refused" at once.

@@ -17,6 +17,8 @@ public struct NFTSyncStats: Sendable, Hashable {
     public var kernelSeconds = 0.0
     /// conntrack deletions run after the sync.
     public var conntrackFilters = 0
+    /// Why a full sync had to delete and recreate the tables instead of refilling them in place.
+    public var replacedBecause: String?
 }
 
 /// The nftables data plane: programs the kernel of the network namespace it runs in through
@@ -105,10 +107,10 @@ public final class NFTablesDataPlane: DataPlane, @unchecked Sendable {
             let names = diff.touched
             let delta = st.update(names: names, previous: previous, current: update.current, families: families)
             var s = NFTSyncStats(kind: delta.isEmpty ? .unchanged : .incremental)
-            s.elementsAdded = delta.addedElements.count
-            s.elementsRemoved = delta.removedElements.count
-            s.chainsAdded = delta.addedChains.count
-            s.chainsRemoved = delta.removedChains.count
+            s.elementsAdded = delta.elements.added.count
+            s.elementsRemoved = delta.elements.removed.count
+            s.chainsAdded = delta.chains.added.count + delta.picks.added.count
+            s.chainsRemoved = delta.chains.removed.count + delta.picks.removed.count
             if !delta.isEmpty {
                 let text = NFTRuleset.incremental(delta)
                 s.bytes = text.utf8.count
@@ -137,19 +139,23 @@ public final class NFTablesDataPlane: DataPlane, @unchecked Sendable {
         let st = RulesetState(table: update.current, families: families)
         let existing = existingChains(ctx)
         let text = NFTRuleset.fullSync(state: st, settings: settings, families: families,
-                                       existingChains: existing, replace: false, flush: true)
+                                       existing: existing, mode: .refill)
+        if let dump = ProcessInfo.processInfo.environment["KPROXY_NFT_DUMP"] {
+            try? text.write(toFile: dump, atomically: true, encoding: .utf8)
+        }
         var s = NFTSyncStats(kind: .full)
         s.elementsAdded = st.elements.count
-        s.chainsAdded = st.chains.count
+        s.chainsAdded = st.chains.count + st.picks.count
         s.bytes = text.utf8.count
         let t1 = clock.now
         s.renderSeconds = seconds(t1 - t0)
         do {
             try ctx.run(text)
         } catch let first {
+            s.replacedBecause = "\(first)"
             // The tables' declared shape may differ (an older kproxy): replace them whole.
             let replace = NFTRuleset.fullSync(state: st, settings: settings, families: families,
-                                              existingChains: [:], replace: true, flush: false)
+                                              existing: [:], mode: .replace)
             do {
                 try ctx.run(replace)
             } catch {

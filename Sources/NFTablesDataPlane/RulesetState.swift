@@ -1,73 +1,43 @@
 import NetworkTypes
 import ServiceTable
 
-/// What kproxy believes its tables hold: every element and dispatch chain with the number of
-/// service ports that need it (a cluster IP shared by two ports, an endpoint pair shared by two
-/// services, a dispatch chain shared by thousands). Element- and chain-level changes fall out of
-/// the counts going to and from zero.
+/// What kproxy believes its tables hold: every element, dispatch chain and pick chain with the
+/// number of service ports that need it (a cluster IP shared by two ports, an endpoint pair
+/// shared by two services, a dispatch chain shared by thousands). Element- and chain-level
+/// changes fall out of the counts going to and from zero.
 struct RulesetState: Sendable {
-    private(set) var elements: [NFTElement: Int] = [:]
-    private(set) var chains: [DispatchChain: Int] = [:]
+    private(set) var elements = Counted<NFTElement>()
+    private(set) var chains = Counted<DispatchChain>()
+    private(set) var picks = Counted<PickChain>()
 
     /// The changes one incremental step makes.
     struct Delta: Sendable {
-        var addedElements: Set<NFTElement> = []
-        var removedElements: Set<NFTElement> = []
-        var addedChains: Set<DispatchChain> = []
-        var removedChains: Set<DispatchChain> = []
-        var isEmpty: Bool {
-            addedElements.isEmpty && removedElements.isEmpty && addedChains.isEmpty && removedChains.isEmpty
-        }
+        var elements = Counted<NFTElement>.Change()
+        var chains = Counted<DispatchChain>.Change()
+        var picks = Counted<PickChain>.Change()
+        var isEmpty: Bool { elements.isEmpty && chains.isEmpty && picks.isEmpty }
     }
 
     init() {}
 
     /// The state a whole table produces.
     init(table: ServiceTable, families: [IPFamily]) {
+        var ignored = Delta()
         for entry in table.entries.values {
-            for f in families {
-                var ignored = Delta()
-                insert(ElementRenderer.contribution(of: entry, family: f), into: &ignored, tracking: false)
-            }
+            for f in families { insert(ElementRenderer.contribution(of: entry, family: f), into: &ignored) }
         }
     }
 
-    mutating func insert(_ c: Contribution, into delta: inout Delta, tracking: Bool = true) {
-        for e in c.elements {
-            let n = elements[e, default: 0]
-            elements[e] = n + 1
-            if n == 0, tracking {
-                if delta.removedElements.remove(e) == nil { delta.addedElements.insert(e) }
-            }
-        }
-        for ch in c.chains {
-            let n = chains[ch, default: 0]
-            chains[ch] = n + 1
-            if n == 0, tracking {
-                if delta.removedChains.remove(ch) == nil { delta.addedChains.insert(ch) }
-            }
-        }
+    mutating func insert(_ c: Contribution, into delta: inout Delta) {
+        for e in c.elements { elements.insert(e, into: &delta.elements) }
+        for ch in c.chains { chains.insert(ch, into: &delta.chains) }
+        for p in c.picks { picks.insert(p, into: &delta.picks) }
     }
 
     mutating func remove(_ c: Contribution, into delta: inout Delta) {
-        for e in c.elements {
-            guard let n = elements[e] else { continue }
-            if n <= 1 {
-                elements[e] = nil
-                if delta.addedElements.remove(e) == nil { delta.removedElements.insert(e) }
-            } else {
-                elements[e] = n - 1
-            }
-        }
-        for ch in c.chains {
-            guard let n = chains[ch] else { continue }
-            if n <= 1 {
-                chains[ch] = nil
-                if delta.addedChains.remove(ch) == nil { delta.removedChains.insert(ch) }
-            } else {
-                chains[ch] = n - 1
-            }
-        }
+        for e in c.elements { elements.remove(e, into: &delta.elements) }
+        for ch in c.chains { chains.remove(ch, into: &delta.chains) }
+        for p in c.picks { picks.remove(p, into: &delta.picks) }
     }
 
     /// Moves the state from `previous` to `current` for the service ports `names`, returning
@@ -80,13 +50,44 @@ struct RulesetState: Sendable {
                 for f in families { remove(ElementRenderer.contribution(of: old, family: f), into: &delta) }
             }
         }
+        // An element removed above and added back unchanged cancels out; one whose key stays but
+        // whose value changes is a delete plus an add.
         for name in names {
             if let new = current[name] {
                 for f in families { insert(ElementRenderer.contribution(of: new, family: f), into: &delta) }
             }
         }
-        // An element whose key stays but whose value changes is a remove plus an add; an element
-        // that was removed and re-added unchanged cancelled out above.
         return delta
+    }
+}
+
+/// A multiset that reports when an item appears or disappears.
+struct Counted<Item: Hashable & Sendable>: Sendable {
+    private(set) var counts: [Item: Int] = [:]
+
+    struct Change: Sendable {
+        var added: Set<Item> = []
+        var removed: Set<Item> = []
+        var isEmpty: Bool { added.isEmpty && removed.isEmpty }
+    }
+
+    var items: Dictionary<Item, Int>.Keys { counts.keys }
+    var count: Int { counts.count }
+    func contains(_ item: Item) -> Bool { counts[item] != nil }
+
+    mutating func insert(_ item: Item, into change: inout Change) {
+        let n = counts[item, default: 0]
+        counts[item] = n + 1
+        if n == 0, change.removed.remove(item) == nil { change.added.insert(item) }
+    }
+
+    mutating func remove(_ item: Item, into change: inout Change) {
+        guard let n = counts[item] else { return }
+        if n <= 1 {
+            counts[item] = nil
+            if change.added.remove(item) == nil { change.removed.insert(item) }
+        } else {
+            counts[item] = n - 1
+        }
     }
 }

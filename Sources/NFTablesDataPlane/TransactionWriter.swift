@@ -19,7 +19,7 @@ struct TransactionWriter {
     }
 
     mutating func declareCollections(_ f: NFTFamily) {
-        for c in NFTShape.Collection.allCases { line(c.declaration(f)) }
+        for c in NFTShape.Collection.fixed { line(c.declaration(f)) }
         line(NFTShape.affinityDeclaration(f))
     }
 
@@ -32,6 +32,10 @@ struct TransactionWriter {
         }
         if flush { line("flush chain \(f.qualifiedTable) \(name)") }
         for r in rules { line("add rule \(f.qualifiedTable) \(name) \(r)") }
+    }
+
+    mutating func flush(_ f: NFTFamily, _ c: NFTShape.Collection) {
+        line("flush \(c.isMap ? "map" : "set") \(f.qualifiedTable) \(c.name)")
     }
 
     mutating func deleteChain(_ f: NFTFamily, name: String) {
@@ -49,7 +53,7 @@ struct TransactionWriter {
             var i = 0
             while i < list.count {
                 let end = min(i + Self.chunk, list.count)
-                text += "\(verb) element \(f.qualifiedTable) \(key.collection.rawValue) { "
+                text += "\(verb) element \(f.qualifiedTable) \(key.collection.name) { "
                 for j in i..<end {
                     if j > i { text += ", " }
                     // A delete names the key only.

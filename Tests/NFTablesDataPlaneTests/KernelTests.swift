@@ -30,3 +30,20 @@ struct NFTablesKernelTests {
         print(out)
     }
 }
+
+extension NFTablesKernelTests {
+    @Test func resyncRefillsInPlace() async throws {
+        let ns = Namespaces()
+        defer { ns.destroy() }
+        let n = try ns.create("node")
+        let plane = try NFTablesDataPlane(settings: ProxySettings(clusterCIDRs: [CIDR("10.244.0.0/16")!]),
+                                          netnsPath: ns.path(n))
+        let table = Fixture.table([
+            Fixture.service("web", ip: "10.96.0.10", endpoints: [Fixture.ep("10.244.1.2"), Fixture.ep("10.244.2.3")], affinity: 60),
+        ])
+        try await plane.apply(TableUpdate(previous: nil, current: table, diff: nil))
+        try await plane.apply(TableUpdate(previous: nil, current: table, diff: nil))
+        let stats = await plane.lastSyncStats
+        #expect(stats.replacedBecause == nil)
+    }
+}

@@ -41,7 +41,9 @@ final class TrafficLab: @unchecked Sendable {
         }
         // Wait until both pods listen.
         for _ in 0..<50 {
-            let ready = pods.values.allSatisfy { ns.exec($0, "ss -ltn | grep -q :8080").status == 0 }
+            let ready = pods.values.allSatisfy {
+                ns.exec($0, "ss -ltn | grep -c :8080 | grep -q 2 && ss -lun | grep -c :5353 | grep -q 2").status == 0
+            }
             if ready { return }
             usleep(100_000)
         }

@@ -52,3 +52,100 @@ struct NFTablesTrafficTests {
         #expect(clock.now - t < .seconds(2))
     }
 }
+
+extension NFTablesTrafficTests {
+    @Test func nodePortsExternalIPsPoliciesAndSourceRanges() async throws {
+        let lab = TrafficLab()
+        defer { lab.tearDown() }
+        try lab.setUp()
+        let plane = try NFTablesDataPlane(settings: ProxySettings(clusterCIDRs: TrafficLab.clusterCIDRs),
+                                          netnsPath: lab.nodePath)
+        let localA = Fixture.ep("10.244.1.2", local: true)
+        let table = Fixture.table([
+            Fixture.service("np-cluster", ip: "10.96.0.30", endpoints: [a4], type: .nodePort, nodePort: 30080),
+            Fixture.service("np-local", ip: "10.96.0.31", endpoints: [localA, b4], type: .nodePort, nodePort: 30081,
+                            externalIPs: ["192.168.60.31"], externalPolicy: .local),
+            Fixture.service("np-local-none", ip: "10.96.0.32", endpoints: [b4], type: .nodePort, nodePort: 30082,
+                            externalPolicy: .local),
+            Fixture.service("np-empty", ip: "10.96.0.33", type: .nodePort, nodePort: 30083),
+            Fixture.service("lb-open", ip: "10.96.0.40", endpoints: [a4], type: .loadBalancer, nodePort: 30090,
+                            lbIPs: ["192.168.60.40"], sourceRanges: ["192.168.50.0/24"]),
+            Fixture.service("lb-closed", ip: "10.96.0.41", endpoints: [a4], type: .loadBalancer, nodePort: 30091,
+                            lbIPs: ["192.168.60.41"], sourceRanges: ["10.0.0.0/8"]),
+        ])
+        try await plane.apply(TableUpdate(previous: nil, current: table, diff: nil))
+
+        // NodePort, Cluster policy: reaches the pod, masqueraded.
+        let cluster = lab.tcp("192.168.50.1", 30080)
+        #expect(cluster == "pod-a 10.244.1.1", "np-cluster: \(cluster)")
+        // NodePort and external IP, Local policy: only the local endpoint, client address kept.
+        for _ in 0..<6 {
+            let local = lab.tcp("192.168.50.1", 30081)
+            #expect(local == "pod-a 192.168.50.2", "np-local: \(local)")
+        }
+        let ext = lab.tcp("192.168.60.31", 80)
+        #expect(ext == "pod-a 192.168.50.2", "external IP, Local: \(ext)")
+        // The cluster IP of the Local-policy service still uses every endpoint.
+        let inside = lab.spread("10.96.0.31", 80, count: 12)
+        #expect(inside["pod-a", default: 0] > 0 && inside["pod-b", default: 0] > 0, "cluster IP: \(inside)")
+        // Local policy with endpoints only elsewhere: external traffic is dropped (times out).
+        let none = lab.tcp("192.168.50.1", 30082, timeout: 1)
+        #expect(none.contains("timed out") || none.isEmpty || none.contains("Connection timed out"), "np-local-none: \(none)")
+        // A node port without endpoints is refused.
+        let empty = lab.tcp("192.168.50.1", 30083)
+        #expect(empty.contains("refused"), "np-empty: \(empty)")
+        // Load-balancer IPs honour loadBalancerSourceRanges.
+        let open = lab.tcp("192.168.60.40", 80)
+        #expect(open == "pod-a 10.244.1.1", "lb-open: \(open)")
+        let closed = lab.tcp("192.168.60.41", 80, timeout: 1)
+        #expect(!closed.hasPrefix("pod-"), "lb-closed: \(closed)")
+        // The node port of the restricted service is not an LB IP: source ranges do not apply there.
+        let closedNodePort = lab.tcp("192.168.50.1", 30091)
+        #expect(closedNodePort.hasPrefix("pod-a"), "lb-closed node port: \(closedNodePort)")
+    }
+
+    @Test func affinityIncrementalUpdatesAndUDPConntrack() async throws {
+        let lab = TrafficLab()
+        defer { lab.tearDown() }
+        try lab.setUp()
+        let plane = try NFTablesDataPlane(settings: ProxySettings(clusterCIDRs: TrafficLab.clusterCIDRs),
+                                          netnsPath: lab.nodePath)
+        let sticky = Fixture.service("sticky", ip: "10.96.0.50", endpoints: [a4, b4], affinity: 600)
+        let web = Fixture.service("web", ip: "10.96.0.10", endpoints: [a4, b4])
+        let dns = Fixture.service("dns", ip: "10.96.0.53", port: 53, proto: .udp,
+                                  endpoints: [Fixture.ep("10.244.1.2", 5353)])
+        let t1 = Fixture.table([sticky, web, dns], version: 1)
+        try await plane.apply(TableUpdate(previous: nil, current: t1, diff: nil))
+
+        // Session affinity: every connection of this client lands on the same pod.
+        let stuck = lab.spread("10.96.0.50", 80, count: 10)
+        #expect(stuck.count == 1 && stuck["error"] == nil, "affinity: \(stuck)")
+
+        // UDP: the client's flow goes to pod-a.
+        let before = lab.udp("10.96.0.53", 53, sourcePort: 40053)
+        #expect(before.hasPrefix("pod-a"), "udp before: \(before)")
+
+        // Incremental: web loses pod-b, dns moves to pod-b.
+        var web2 = web
+        web2.endpoints = [a4]; web2.clusterEndpoints = [a4]
+        var dns2 = dns
+        dns2.endpoints = [Fixture.ep("10.244.2.2", 5353)]; dns2.clusterEndpoints = dns2.endpoints
+        let t2 = Fixture.table([sticky, web2, dns2], version: 2)
+        try await plane.apply(TableUpdate(previous: t1, current: t2, diff: TableDiff(changed: [web.name, dns.name])))
+        let stats = await plane.lastSyncStats
+        #expect(stats.kind == .incremental)
+        #expect(stats.conntrackFilters > 0)
+
+        let after = lab.spread("10.96.0.10", 80, count: 10)
+        #expect(after == ["pod-a": 10], "removed endpoint still used: \(after)")
+        // Same UDP source port: the stale conntrack entry was deleted, so the flow moves.
+        let moved = lab.udp("10.96.0.53", 53, sourcePort: 40053)
+        #expect(moved.hasPrefix("pod-b"), "udp after: \(moved)")
+
+        // Affinity memory survives a full resync.
+        let pod = stuck.keys.first ?? ""
+        try await plane.apply(TableUpdate(previous: t2, current: t2, diff: nil))
+        let still = lab.spread("10.96.0.50", 80, count: 6)
+        #expect(still == [pod: 6], "affinity after resync: \(still)")
+    }
+}

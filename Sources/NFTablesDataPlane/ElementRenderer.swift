@@ -87,7 +87,8 @@ enum ElementRenderer {
             dispatch("\(proto) . \(nodePort)", role: entry.externalPolicyIsLocal ? .nodePortLocal : .nodePort,
                      endpoints: external, entryMap: .nodePorts, noEndpointMap: .noEndpointNodePorts)
         }
-        for ip in Set((internalEPs + external).map(\.ip)).sorted() {
+        // Hairpin: only a pod on this node can reach itself through this node's rules.
+        for ip in Set((internalEPs + external).filter(\.isLocal).map(\.ip)).sorted() {
             add(.hairpin, "\(ip) . \(ip)")
         }
         return c

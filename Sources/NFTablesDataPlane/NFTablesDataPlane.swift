@@ -181,21 +181,30 @@ public final class NFTablesDataPlane: DataPlane, @unchecked Sendable {
     }
 
     /// The chains kproxy's tables hold now, per family (empty when a table does not exist).
+    /// `list chains FAMILY` needs only the table and chain caches, not rules or elements.
     private func existingChains(_ ctx: NFTContext) -> [IPFamily: Set<String>] {
         var out: [IPFamily: Set<String>] = [:]
         for family in families {
             let f = NFTFamily(family)
-            guard let text = try? ctx.run("list chains \(f.qualifiedTable)") else { continue }
-            var names = Set<String>()
-            for line in text.split(separator: "\n") {
-                let t = line.trimmingCharacters(in: .whitespaces)
-                if t.hasPrefix("chain "), t.hasSuffix("{") {
-                    names.insert(String(t.dropFirst(6).dropLast(1)).trimmingCharacters(in: .whitespaces))
-                }
-            }
-            out[family] = names
+            guard let text = try? ctx.run("list chains \(f.table)") else { continue }
+            out[family] = Self.chainNames(in: text, table: NFTShape.tableName)
         }
         return out
+    }
+
+    /// Chain names of one table in `nft list chains` output.
+    static func chainNames(in listing: String, table: String) -> Set<String> {
+        var names = Set<String>()
+        var inTable = false
+        for line in listing.split(separator: "\n") {
+            let t = line.trimmingCharacters(in: .whitespaces)
+            if t.hasPrefix("table ") {
+                inTable = t.hasSuffix(" \(table) {")
+            } else if inTable, t.hasPrefix("chain "), t.hasSuffix("{") {
+                names.insert(String(t.dropFirst(6).dropLast(1)).trimmingCharacters(in: .whitespaces))
+            }
+        }
+        return names
     }
 
     private func cleanupOnThread() throws {

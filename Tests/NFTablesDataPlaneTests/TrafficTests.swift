@@ -8,8 +8,9 @@ import Testing
 @Suite("NFTables traffic (scratch namespaces)", .serialized,
        .enabled(if: isRoot, "needs root (CAP_NET_ADMIN) to create network namespaces"))
 struct NFTablesTrafficTests {
-    let a4 = Fixture.ep("10.244.1.2"), b4 = Fixture.ep("10.244.2.2")
-    let a6 = Fixture.ep("fd00:244:1::2"), b6 = Fixture.ep("fd00:244:2::2")
+    // Both pods run on the node under test.
+    let a4 = Fixture.ep("10.244.1.2", local: true), b4 = Fixture.ep("10.244.2.2", local: true)
+    let a6 = Fixture.ep("fd00:244:1::2", local: true), b6 = Fixture.ep("fd00:244:2::2", local: true)
 
     @Test func clusterIPSpreadsMasqueradesAndRejects() async throws {
         let lab = TrafficLab()

@@ -12,6 +12,8 @@ struct KProxy: AsyncParsableCommand {
             """,
         subcommands: [
             TableCommand.self,
+            RulesCommand.self,
+            CleanupCommand.self,
         ]
     )
 }

@@ -43,9 +43,11 @@ let package = Package(
         ]),
         // libnftables, the nft front end as a library (Debian: libnftables-dev).
         .systemLibrary(name: "CNFTables", pkgConfig: "libnftables"),
+        // libnetfilter_conntrack: conntrack entries over netlink (Debian: libnetfilter-conntrack-dev).
+        .systemLibrary(name: "CNetfilterConntrack", pkgConfig: "libnetfilter_conntrack"),
         // The nftables data plane: renders table updates into a map-centred ruleset and applies
         // them in process through libnftables, one atomic transaction per sync.
-        .target(name: "NFTablesDataPlane", dependencies: ["CNFTables", "ServiceTable", "NetworkTypes"]),
+        .target(name: "NFTablesDataPlane", dependencies: ["CNFTables", "CNetfilterConntrack", "ServiceTable", "NetworkTypes"]),
         // The command line: `kproxy table`, …
         .executableTarget(name: "kproxy", dependencies: [
             "Controller", "ObjectSources", "ServiceTable", "KubeObjects", "NFTablesDataPlane",

@@ -1,4 +1,3 @@
-import Foundation
 import NetworkTypes
 import ServiceTable
 
@@ -7,9 +6,8 @@ import ServiceTable
 /// entries that still point at removed endpoints (or that recorded a service port with no
 /// endpoint, before it got one) are deleted, as kube-proxy does.
 ///
-/// First version: runs `conntrack -D` (conntrack-tools) on the data plane's thread, so it acts
-/// in the same network namespace. A netlink version through libnetfilter_conntrack can
-/// replace `ConntrackDeleter` without changing the filters.
+/// The filters are applied over netlink by `ConntrackNetlink`, on the data plane's thread (so
+/// in its network namespace). `arguments` spells each one as `conntrack -D` would, for logs.
 struct ConntrackFilter: Hashable, Sendable, CustomStringConvertible {
     var family: IPFamily
     /// `--orig-dst`: the address the client sent to (cluster, external or LB IP).
@@ -67,34 +65,3 @@ enum ConntrackCleanup {
     }
 }
 
-/// Deletes conntrack entries; runs on the data plane's thread (its network namespace).
-struct ConntrackDeleter {
-    var executable = "/usr/sbin/conntrack"
-
-    /// Returns the filters that failed (other than "no entry matched").
-    @discardableResult
-    func delete(_ filters: [ConntrackFilter]) -> [String] {
-        var failures: [String] = []
-        for f in filters {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: executable)
-            p.arguments = f.arguments
-            p.standardOutput = FileHandle.nullDevice
-            let err = Pipe()
-            p.standardError = err
-            do {
-                try p.run()
-                let data = err.fileHandleForReading.readDataToEndOfFile()
-                p.waitUntilExit()
-                // conntrack exits 1 when nothing matched ("0 flow entries have been deleted").
-                let text = String(decoding: data, as: UTF8.self)
-                if p.terminationStatus != 0 && !text.contains("0 flow entries") {
-                    failures.append("\(f): \(text.trimmingCharacters(in: .whitespacesAndNewlines))")
-                }
-            } catch {
-                failures.append("\(f): \(error)")
-            }
-        }
-        return failures
-    }
-}

@@ -15,8 +15,11 @@ public struct NFTSyncStats: Sendable, Hashable {
     /// Seconds spent building the transaction text, and inside libnftables (parse + kernel).
     public var renderSeconds = 0.0
     public var kernelSeconds = 0.0
-    /// conntrack deletions run after the sync.
+    /// conntrack filters applied after the sync, and the entries they deleted.
     public var conntrackFilters = 0
+    public var conntrackDeleted = 0
+    /// Set when deleting conntrack entries failed (the sync itself succeeded).
+    public var conntrackError: String?
     /// Why a full sync had to delete and recreate the tables instead of refilling them in place.
     public var replacedBecause: String?
 }
@@ -43,7 +46,6 @@ public final class NFTablesDataPlane: DataPlane, @unchecked Sendable {
     private var state: RulesetState?
     private var appliedVersion: UInt64?
     private var stats = NFTSyncStats(kind: .unchanged)
-    private var conntrackFailures: [String] = []
 
     /// - Parameters:
     ///   - netnsPath: program another network namespace (`/run/netns/NAME`); nil: this process's.
@@ -127,8 +129,8 @@ public final class NFTablesDataPlane: DataPlane, @unchecked Sendable {
             }
             state = st
             appliedVersion = update.current.version
-            s.conntrackFilters = cleanConntrack(ConntrackCleanup.filters(names: names, previous: previous,
-                                                                         current: update.current))
+            cleanConntrack(ConntrackCleanup.filters(names: names, previous: previous, current: update.current),
+                           stats: &s)
             stats = s
             return
         }
@@ -168,16 +170,20 @@ public final class NFTablesDataPlane: DataPlane, @unchecked Sendable {
         appliedVersion = update.current.version
         if let previous = update.previous {
             let diff = TableDiff.between(previous, update.current)
-            s.conntrackFilters = cleanConntrack(ConntrackCleanup.filters(names: diff.touched, previous: previous,
-                                                                         current: update.current))
+            cleanConntrack(ConntrackCleanup.filters(names: diff.touched, previous: previous, current: update.current),
+                           stats: &s)
         }
         stats = s
     }
 
-    private func cleanConntrack(_ filters: [ConntrackFilter]) -> Int {
-        guard conntrackCleanup, !filters.isEmpty else { return 0 }
-        conntrackFailures = ConntrackDeleter().delete(filters)
-        return filters.count
+    private func cleanConntrack(_ filters: [ConntrackFilter], stats s: inout NFTSyncStats) {
+        guard conntrackCleanup, !filters.isEmpty else { return }
+        s.conntrackFilters = filters.count
+        do {
+            s.conntrackDeleted = try ConntrackNetlink().delete(filters)
+        } catch {
+            s.conntrackError = "\(error)"
+        }
     }
 
     /// The chains kproxy's tables hold now, per family (empty when a table does not exist).

@@ -136,6 +136,8 @@ extension NFTablesTrafficTests {
         let stats = await plane.lastSyncStats
         #expect(stats.kind == .incremental)
         #expect(stats.conntrackFilters > 0)
+        #expect(stats.conntrackDeleted >= 1, "stats: \(stats)")
+        #expect(stats.conntrackError == nil)
 
         let after = lab.spread("10.96.0.10", 80, count: 10)
         #expect(after == ["pod-a": 10], "removed endpoint still used: \(after)")

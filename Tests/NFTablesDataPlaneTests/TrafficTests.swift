@@ -62,11 +62,13 @@ extension NFTablesTrafficTests {
         let plane = try NFTablesDataPlane(settings: ProxySettings(clusterCIDRs: TrafficLab.clusterCIDRs),
                                           netnsPath: lab.nodePath)
         let localA = Fixture.ep("10.244.1.2", local: true)
+        // For the Local-policy services, pod-b counts as running on another node.
+        let remoteB = Fixture.ep("10.244.2.2")
         let table = Fixture.table([
             Fixture.service("np-cluster", ip: "10.96.0.30", endpoints: [a4], type: .nodePort, nodePort: 30080),
-            Fixture.service("np-local", ip: "10.96.0.31", endpoints: [localA, b4], type: .nodePort, nodePort: 30081,
+            Fixture.service("np-local", ip: "10.96.0.31", endpoints: [localA, remoteB], type: .nodePort, nodePort: 30081,
                             externalIPs: ["192.168.60.31"], externalPolicy: .local),
-            Fixture.service("np-local-none", ip: "10.96.0.32", endpoints: [b4], type: .nodePort, nodePort: 30082,
+            Fixture.service("np-local-none", ip: "10.96.0.32", endpoints: [remoteB], type: .nodePort, nodePort: 30082,
                             externalPolicy: .local),
             Fixture.service("np-empty", ip: "10.96.0.33", type: .nodePort, nodePort: 30083),
             Fixture.service("lb-open", ip: "10.96.0.40", endpoints: [a4], type: .loadBalancer, nodePort: 30090,

@@ -38,19 +38,25 @@ struct NFTablesKernelTests {
         defer { ns.destroy() }
         let n = try ns.create("node")
         let plane = try NFTablesDataPlane(settings: settings, netnsPath: ns.path(n))
-        try await plane.apply(TableUpdate(previous: nil, current: Fixture.table([web, dns, empty]), diff: nil))
+        let sctp = Fixture.service("diameter", ip: "10.96.0.70", "fd00:96::70", port: 3868, proto: .sctp,
+                                   endpoints: [Fixture.ep("10.244.1.7", 3868), Fixture.ep("fd00:244::7", 3868)],
+                                   type: .nodePort, nodePort: 30868)
+        try await plane.apply(TableUpdate(previous: nil, current: Fixture.table([web, dns, empty, sctp]), diff: nil))
         let out = ns.exec(n, "nft list ruleset").output
+        #expect(out.contains("10.96.0.70 . sctp . 3868 : goto svc-1"))
+        #expect(out.contains("fd00:96::70 . sctp . 3868 : goto svc-1"))
+        #expect(out.contains("sctp . 30868 : goto np-1"))
         #expect(out.contains("table ip kproxy"))
         #expect(out.contains("table ip6 kproxy"))
         #expect(out.contains("10.96.0.10 . tcp . 80 : goto svc-2"))
         #expect(out.contains("10.96.0.53 . udp . 53 : goto svc-1"))
         #expect(out.contains("fd00:96::53 . udp . 53 : goto svc-1"))
         #expect(out.contains("10.96.0.20 . tcp . 80 : goto reject-chain"))
-        #expect(elements(ns, n, "backends-0").count == 2)   // web and dns (IPv4)
+        #expect(elements(ns, n, "backends-0").count == 3)   // web, dns and diameter (IPv4)
         #expect(elements(ns, n, "backends-1").count == 1)   // web's second endpoint
-        #expect(elements(ns, n, "backends-0", family: "ip6").count == 1)
-        #expect(elements(ns, n, "cluster-ips").count == 3)
-        #expect(chains(ns, n).isSuperset(of: ["svc-1", "svc-2", "pick-0", "pick-1"]))
+        #expect(elements(ns, n, "backends-0", family: "ip6").count == 2)
+        #expect(elements(ns, n, "cluster-ips").count == 4)
+        #expect(chains(ns, n).isSuperset(of: ["svc-1", "svc-2", "pick-0", "pick-1", "np-1", "np-pick-0"]))
     }
 
     @Test func incrementalSyncChangesOnlyTheServicesInTheDiff() async throws {

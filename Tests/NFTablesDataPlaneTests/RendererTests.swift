@@ -119,6 +119,24 @@ struct NFTablesRendererTests {
             """)
     }
 
+    @Test func settingsShapeTheFixedChains() {
+        let text = NFTRuleset.render(Fixture.table([]), settings: ProxySettings(
+            clusterCIDRs: [CIDR("10.244.0.0/16")!], nodePortAddresses: [CIDR("192.168.50.0/24")!]), families: [.ipv4])
+        #expect(text.contains("add rule ip kproxy masquerading ct status dnat ct original ip daddr @cluster-ips ip saddr != @cluster-cidrs masquerade fully-random"))
+        #expect(text.contains("add rule ip kproxy services fib daddr type local ip daddr @nodeport-addresses meta l4proto . th dport vmap @service-nodeports"))
+        #expect(text.contains("add element ip kproxy nodeport-addresses { 192.168.50.0/24 }"))
+        // No IPv6 node-port range given: IPv6 node ports answer nowhere.
+        let v6 = NFTRuleset.render(Fixture.table([]), settings: ProxySettings(
+            nodePortAddresses: [CIDR("192.168.50.0/24")!]), families: [.ipv6])
+        #expect(!v6.contains("vmap @service-nodeports"))
+
+        let all = NFTRuleset.render(Fixture.table([]), settings: ProxySettings(masqueradeAll: true), families: [.ipv4])
+        #expect(all.contains("ct status dnat ct original ip daddr @cluster-ips masquerade fully-random"))
+        let none = NFTRuleset.render(Fixture.table([]), settings: ProxySettings(), families: [.ipv4])
+        #expect(!none.contains("@cluster-cidrs masquerade"))
+        #expect(none.contains("fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @service-nodeports"))
+    }
+
     @Test func chainListingParser() {
         let listing = """
             table ip other {

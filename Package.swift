@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "ServiceTable", targets: ["ServiceTable"]),
         .library(name: "KubeObjects", targets: ["KubeObjects"]),
         .library(name: "ObjectSources", targets: ["ObjectSources"]),
+        .library(name: "NFTablesDataPlane", targets: ["NFTablesDataPlane"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -43,6 +44,13 @@ let package = Package(
             "KubeObjects",
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // libnftables, the nft front end as a library (Debian: libnftables-dev).
+        .systemLibrary(name: "CNFTables", pkgConfig: "libnftables"),
+        // libnetfilter_conntrack: conntrack entries over netlink (Debian: libnetfilter-conntrack-dev).
+        .systemLibrary(name: "CNetfilterConntrack", pkgConfig: "libnetfilter_conntrack"),
+        // The nftables data plane: renders table updates into a map-centred ruleset and applies
+        // them in process through libnftables, one atomic transaction per sync.
+        .target(name: "NFTablesDataPlane", dependencies: ["CNFTables", "CNetfilterConntrack", "ServiceTable", "NetworkTypes"]),
         // The node agent: sources → controller → data planes, with its lifecycle.
         .target(name: "Agent", dependencies: [
             "Controller", "KubeObjects", "ServiceTable", "NetworkTypes",
@@ -54,7 +62,7 @@ let package = Package(
         ]),
         // The command line: `kproxy table`, …
         .executableTarget(name: "kproxy", dependencies: [
-            "Agent", "Controller", "ObjectSources", "ServiceTable", "KubeObjects", "NetworkTypes",
+            "Agent", "Controller", "ObjectSources", "ServiceTable", "KubeObjects", "NetworkTypes", "NFTablesDataPlane",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),
@@ -66,6 +74,7 @@ let package = Package(
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "ServiceTableTests", dependencies: ["ServiceTable"]),
         .testTarget(name: "ControllerTests", dependencies: ["Controller", "KubeObjects", "ServiceTable", "NetworkTypes"]),
+        .testTarget(name: "NFTablesDataPlaneTests", dependencies: ["NFTablesDataPlane", "ServiceTable", "NetworkTypes"]),
         .testTarget(name: "ObjectSourcesTests", dependencies: ["ObjectSources", "KubeObjects"]),
         .testTarget(name: "AgentTests", dependencies: ["Agent", "Controller", "ServiceTable", "Yams"]),
     ]

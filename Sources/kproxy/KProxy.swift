@@ -13,6 +13,8 @@ struct KProxy: AsyncParsableCommand {
         subcommands: [
             TableCommand.self,
             RunCommand.self,
+            RulesCommand.self,
+            CleanupCommand.self,
         ]
     )
 }

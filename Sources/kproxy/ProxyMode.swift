@@ -1,5 +1,6 @@
 import ArgumentParser
 import Logging
+import NFTablesDataPlane
 import ServiceTable
 
 /// The data planes `--proxy-mode` can choose.
@@ -9,7 +10,7 @@ enum ProxyMode: String, ExpressibleByArgument, CaseIterable {
     func makeDataPlane(settings: ProxySettings, logger: Logger) throws -> any DataPlane {
         switch self {
         case .nftables:
-            throw ValidationError("the nftables data plane is not part of this build")
+            return try NFTablesDataPlane(settings: settings)
         }
     }
 }

@@ -48,10 +48,23 @@ let package = Package(
             .product(name: "Yams", package: "Yams"),
         ]),
 
+        // The pod and client of the end-to-end tests: answers with its name, reports who answered.
+        .target(name: "TestpodKit"),
+        .executableTarget(name: "testpod", dependencies: [
+            "TestpodKit",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        // A small cluster in network namespaces (node, pods, remote node, clients) for data-plane tests
+        // and the sandbox demo. Needs root; tests skip without it.
+        .target(name: "NetnsHarness", dependencies: ["TestpodKit", "NetworkTypes"]),
+
         .testTarget(name: "NetworkTypesTests", dependencies: ["NetworkTypes"]),
         .testTarget(name: "KubeObjectsTests", dependencies: ["KubeObjects"]),
         .testTarget(name: "ServiceTableTests", dependencies: ["ServiceTable"]),
         .testTarget(name: "ControllerTests", dependencies: ["Controller", "KubeObjects", "ServiceTable"]),
         .testTarget(name: "ObjectSourcesTests", dependencies: ["ObjectSources", "KubeObjects"]),
+        .testTarget(name: "TestpodKitTests", dependencies: ["TestpodKit"]),
+        // Depends on testpod so that `swift test` builds the binary the harness starts in pods.
+        .testTarget(name: "NetnsHarnessTests", dependencies: ["NetnsHarness", "TestpodKit", "testpod"]),
     ]
 )

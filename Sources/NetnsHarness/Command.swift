@@ -44,7 +44,7 @@ public enum Shell {
     public static func run(_ arguments: [String], input: String? = nil, check: Bool = true,
                            timeout: Double = 60) throws -> CommandResult {
         precondition(!arguments.isEmpty)
-        if verbose { FileHandle.standardError.write(Data("+ \(quote(arguments))\n".utf8)) }
+        let started = Date()
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try resolve(arguments[0]))
         process.arguments = Array(arguments.dropFirst())
@@ -69,6 +69,8 @@ public enum Shell {
         process.standardError = err
         let stdinPipe = input.map { _ in Pipe() }
         process.standardInput = stdinPipe ?? FileHandle.nullDevice
+        let exited = DispatchSemaphore(value: 0)
+        process.terminationHandler = { @Sendable _ in exited.signal() }
         do {
             try process.run()
         } catch {
@@ -78,32 +80,28 @@ public enum Shell {
             stdinPipe.fileHandleForWriting.write(Data(input.utf8))
             try? stdinPipe.fileHandleForWriting.close()
         }
-        let status = waitForExit(process, timeout: timeout)
+        var status: Int32
+        if exited.wait(timeout: .now() + timeout) == .timedOut {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            status = 124
+        } else {
+            process.waitUntilExit()
+            status = exitStatus(process)
+        }
         let result = CommandResult(
             arguments: arguments, status: status,
             stdout: (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "",
             stderr: (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "")
-        if verbose && !result.succeeded { FileHandle.standardError.write(Data("\(result)\n".utf8)) }
+        if verbose {
+            let ms = Int(Date().timeIntervalSince(started) * 1000)
+            FileHandle.standardError.write(Data("+ [\(ms) ms] \(quote(arguments))\n".utf8))
+            if !result.succeeded { FileHandle.standardError.write(Data("\(result)\n".utf8)) }
+        }
         if check && !result.succeeded {
             throw HarnessError(status == 124 ? "timed out after \(timeout) s:\n\(result)" : "command failed:\n\(result)")
         }
         return result
-    }
-
-    /// Waits for `process`, killing it after `timeout` seconds (status 124 then).
-    static func waitForExit(_ process: Process, timeout: Double) -> Int32 {
-        let deadline = Date().addingTimeInterval(timeout)
-        var pause: UInt32 = 500
-        while process.isRunning {
-            if Date() > deadline {
-                kill(process.processIdentifier, SIGKILL)
-                process.waitUntilExit()
-                return 124
-            }
-            usleep(pause)
-            pause = min(pause * 2, 20_000)
-        }
-        return exitStatus(process)
     }
 
     static func exitStatus(_ process: Process) -> Int32 {

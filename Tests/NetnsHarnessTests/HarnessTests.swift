@@ -124,6 +124,24 @@ struct HarnessTests {
         }
     }
 
+    @Test func aSpawnedProcessGetsSIGTERMAndRunsInTheNode() async throws {
+        try await Cluster.with { c in
+            // kproxy's graceful shutdown relies on this: the child must not inherit a blocked SIGTERM.
+            let child = try c.spawn(in: c.node, ["sh", "-c", """
+                trap 'echo got-term; exit 3' TERM
+                ip -br addr show eth0
+                echo ready
+                while :; do sleep 0.05; done
+                """], label: "trap")
+            let deadline = Date().addingTimeInterval(5)
+            while !child.output.contains("ready") && Date() < deadline { try await Task.sleep(for: .milliseconds(10)) }
+            #expect(child.output.contains(AddressPlan.nodeIPv4), "\(child.output)")
+            #expect(child.stop(grace: 5) == 3, "\(child.output)")
+            #expect(child.output.contains("got-term"))
+            #expect(!child.isRunning)
+        }
+    }
+
     @Test func destroyRemovesEveryNamespaceAndIsIdempotent() throws {
         let c = try Cluster.create(pods: [PodSpec("a")], clients: ["c1", "c2"])
         let prefix = c.prefix

@@ -36,7 +36,8 @@ public final class Cluster: @unchecked Sendable {
     private var podProcesses: [String: ChildProcess] = [:]
     private var children: [ChildProcess] = []
     private var interfaceCounter = 0
-    private var addressCounters: [Placement: Int] = [.local: 10, .remote: 10]
+    private var addressCounters: [Placement: Int] = [.local: AddressPlan.firstAutomaticPodHost,
+                                                     .remote: AddressPlan.firstAutomaticPodHost]
     private var destroyed = false
 
     /// Root directory of the per-cluster work folders; each holds an `owner` file with the pid of
@@ -58,7 +59,7 @@ public final class Cluster: @unchecked Sendable {
     /// Builds the node, the remote node, the clients (each on its own link to the node) and the pods,
     /// and starts `testpod serve` in each pod (unless its spec says not to). On failure everything
     /// created so far is removed before the error is thrown.
-    public static func create(pods: [PodSpec] = [], clients: [String] = ["client"],
+    public static func create(pods: [PodSpec] = [], clients: [ClientSpec] = ["client"],
                               options: ClusterOptions = ClusterOptions()) throws -> Cluster {
         if let reason = unsupportedReason { throw HarnessError(reason) }
         sweepStale()
@@ -75,7 +76,7 @@ public final class Cluster: @unchecked Sendable {
     }
 
     /// Creates a cluster, runs `body` with it and destroys it, whether `body` returns or throws.
-    public static func with<T>(pods: [PodSpec] = [], clients: [String] = ["client"],
+    public static func with<T>(pods: [PodSpec] = [], clients: [ClientSpec] = ["client"],
                                options: ClusterOptions = ClusterOptions(),
                                _ body: (Cluster) async throws -> T) async throws -> T {
         let cluster = try create(pods: pods, clients: clients, options: options)
@@ -111,7 +112,7 @@ public final class Cluster: @unchecked Sendable {
         if !options.keepOnDeinit { destroy() }
     }
 
-    private func build(clients: [String]) throws {
+    private func build(clients: [ClientSpec]) throws {
         try addNamespace(node, router: true)
         for (key, value) in options.nodeSysctls.sorted(by: { $0.key < $1.key }) {
             try exec(in: node, ["sysctl", "-qw", "\(key)=\(value)"])
@@ -140,7 +141,11 @@ public final class Cluster: @unchecked Sendable {
             let words = route.split(separator: " ").map(String.init)
             try ip(node, [words.first?.contains(":") == true ? "-6" : "-4", "route", "add"] + words)
         }
-        for name in clients { try addClient(name) }
+        for spec in clients { try addClient(spec) }
+        if options.defaultRouteViaFirstClient, let uplink = clients.isEmpty ? nil : client() {
+            try ip(node, "-4", "route", "add", "default", "via", uplink.ipv4, "dev", uplink.hostInterface)
+            try ip(node, "-6", "route", "add", "default", "via", uplink.ipv6, "dev", uplink.hostInterface)
+        }
     }
 
     /// Creates a namespace with loopback up, no duplicate address detection (addresses usable at
@@ -157,24 +162,28 @@ public final class Cluster: @unchecked Sendable {
         try ip(ns, "link", "set", "lo", "up")
     }
 
-    private func addClient(_ name: String) throws {
+    private func addClient(_ spec: ClientSpec) throws {
         let k = lock.withLock { clientList.count }
-        let ns = Namespace(prefix + "c-" + Self.sanitize(name))
+        let ns = Namespace(prefix + "c-" + Self.sanitize(spec.name))
         try addNamespace(ns, router: false)
         let link = "ec\(k)"
         let (nodeMAC, clientMAC) = try addVeth(node, link, ns, "eth0", link: 0x100 + k)
-        try ip(node, "addr", "add", "\(AddressPlan.nodeSideIPv4(k))/24", "dev", link)
-        try ip(node, "addr", "add", "\(AddressPlan.nodeSideIPv6(k))/64", "dev", link, "nodad")
+        let v4 = spec.ipv4 ?? AddressPlan.clientIPv4(k)
+        let v6 = AddressPlan.canonical(spec.ipv6 ?? AddressPlan.clientIPv6(k))
+        let gw4 = AddressPlan.nodeSideIPv4(k), gw6 = AddressPlan.nodeSideIPv6(k)
         try ip(node, "link", "set", link, "up")
-        try ip(ns, "addr", "add", "\(AddressPlan.clientIPv4(k))/24", "dev", "eth0")
-        try ip(ns, "addr", "add", "\(AddressPlan.clientIPv6(k))/64", "dev", "eth0", "nodad")
         try ip(ns, "link", "set", "eth0", "up")
-        try ip(ns, "route", "add", "default", "via", AddressPlan.nodeSideIPv4(k))
-        try ip(ns, "-6", "route", "add", "default", "via", AddressPlan.nodeSideIPv6(k))
-        try pinNeighbors(node, link, [AddressPlan.clientIPv4(k), AddressPlan.clientIPv6(k)], clientMAC)
-        try pinNeighbors(ns, "eth0", [AddressPlan.nodeSideIPv4(k), AddressPlan.nodeSideIPv6(k)], nodeMAC)
-        let client = Client(name: name, namespace: ns, ipv4: AddressPlan.clientIPv4(k), ipv6: AddressPlan.clientIPv6(k),
-                            nodeSideIPv4: AddressPlan.nodeSideIPv4(k), nodeSideIPv6: AddressPlan.nodeSideIPv6(k))
+        for (f, address, gateway, length) in [("-4", v4, gw4, "/32"), ("-6", v6, gw6, "/128")] {
+            try ip(node, [f, "addr", "add", gateway + length, "dev", link] + (f == "-6" ? ["nodad"] : []))
+            try ip(ns, [f, "addr", "add", address + length, "dev", "eth0"] + (f == "-6" ? ["nodad"] : []))
+            try ip(ns, f, "route", "add", gateway, "dev", "eth0")
+            try ip(ns, f, "route", "add", "default", "via", gateway, "dev", "eth0")
+            try ip(node, f, "route", "add", address + length, "dev", link)
+            try pinNeighbors(node, link, [address], clientMAC)
+            try pinNeighbors(ns, "eth0", [gateway], nodeMAC)
+        }
+        let client = Client(name: spec.name, namespace: ns, ipv4: v4, ipv6: v6,
+                            nodeSideIPv4: gw4, nodeSideIPv6: gw6, hostInterface: link)
         lock.withLock { clientList.append(client) }
     }
 

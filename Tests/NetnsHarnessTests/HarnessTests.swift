@@ -112,6 +112,22 @@ struct HarnessTests {
         }
     }
 
+    @Test func clientsWithChosenAddressesAreSeenAsSuch() async throws {
+        // E.g. one client inside a load balancer's source ranges and one outside.
+        let clients = [ClientSpec("inside", ipv4: "198.51.100.7", ipv6: "fd00:198:51:100::7"),
+                       ClientSpec("outside", ipv4: "192.0.2.10")]
+        try await Cluster.with(pods: [PodSpec("a")], clients: clients) { c in
+            for (name, family, source) in [("inside", IPFamily.ipv4, "198.51.100.7"), ("inside", .ipv6, "fd00:198:51:100::7"),
+                                           ("outside", .ipv4, "192.0.2.10"), ("outside", .ipv6, c.client("outside").ipv6)] {
+                let r = try c.query(from: c.client(name).namespace, c.pod("a").ip(family)!, 8080, count: 2)
+                #expect(r.answers == ["a": PodAnswers(count: 2, sources: [source])], "\(name) \(family): \(r)")
+            }
+            // The node routes what it does not own towards its first client, as towards a gateway.
+            let route = try c.exec(in: c.node, ["ip", "route", "get", "203.0.113.10"]).stdout
+            #expect(route.contains("via 198.51.100.7"), "\(route)")
+        }
+    }
+
     @Test func podsCanBeAddedAndRemovedWhileRunning() async throws {
         try await Cluster.with(pods: [PodSpec("a")]) { c in
             let added = try c.addPod(PodSpec("late", on: .remote, tcp: [9000], ipv4: "10.244.7.7", families: [.ipv4]))

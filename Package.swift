@@ -57,6 +57,12 @@ let package = Package(
         // A small cluster in network namespaces (node, pods, remote node, clients) for data-plane tests
         // and the sandbox demo. Needs root; tests skip without it.
         .target(name: "NetnsHarness", dependencies: ["TestpodKit", "NetworkTypes"]),
+        // The demo's sandbox: a pod for every endpoint of a manifest folder (scripts/demo.sh).
+        .executableTarget(name: "kproxy-sandbox", dependencies: [
+            "NetnsHarness", "KubeObjects", "ObjectSources", "NetworkTypes",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
 
         .testTarget(name: "NetworkTypesTests", dependencies: ["NetworkTypes"]),
         .testTarget(name: "KubeObjectsTests", dependencies: ["KubeObjects"]),

@@ -90,6 +90,20 @@ public struct QueryReport: Sendable, Codable, Hashable {
     /// Attempts that failed in any way.
     public var failed: Int { count - answered }
 
+    /// One line for people: `web-1 ×6 (from 100.64.0.2), web-2 ×4 (from 100.64.0.2)`, then the failures.
+    public var summary: String {
+        var parts = answers.keys.sorted().map { name in
+            let a = answers[name]!
+            return "\(name) ×\(a.count) (from \(a.sources.joined(separator: ", ")))"
+        }
+        for (label, n) in [("refused", refused), ("unreachable", unreachable), ("timed out", timeouts), ("reset", resets)]
+        where n > 0 {
+            parts.append("\(label) ×\(n)")
+        }
+        for (e, n) in errors.sorted(by: { $0.key < $1.key }) { parts.append("\(e) ×\(n)") }
+        return parts.isEmpty ? "no attempts" : parts.joined(separator: ", ")
+    }
+
     public mutating func record(_ outcome: ProbeOutcome) {
         count += 1
         sequence.append(outcome.token)

@@ -26,6 +26,13 @@ struct QueryCommand: ParsableCommand {
     @Option(name: .customLong("interval-ms"), help: "Pause between attempts, in milliseconds.")
     var intervalMs = 0
 
+    @Option(name: .long, help: "Output: json (default) or text (one line for people: who answered how often).")
+    var format: Format = .json
+
+    enum Format: String, ExpressibleByArgument, CaseIterable {
+        case json, text
+    }
+
     func validate() throws {
         if count < 1 { throw ValidationError("--count must be at least 1") }
         if parallel < 1 { throw ValidationError("--parallel must be at least 1") }
@@ -35,6 +42,10 @@ struct QueryCommand: ParsableCommand {
         signal(SIGPIPE, SIG_IGN)
         let probe = Probe(target: target.address, proto: target.proto, source: target.sourceAddress,
                           timeoutMs: target.timeoutMs)
-        try printJSON(probe.run(count: count, parallel: parallel, intervalMs: intervalMs))
+        let report = probe.run(count: count, parallel: parallel, intervalMs: intervalMs)
+        switch format {
+        case .json: try printJSON(report)
+        case .text: print(report.summary)
+        }
     }
 }

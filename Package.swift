@@ -71,6 +71,8 @@ let package = Package(
         .testTarget(name: "ObjectSourcesTests", dependencies: ["ObjectSources", "KubeObjects"]),
         .testTarget(name: "TestpodKitTests", dependencies: ["TestpodKit"]),
         // Depends on testpod so that `swift test` builds the binary the harness starts in pods.
-        .testTarget(name: "NetnsHarnessTests", dependencies: ["NetnsHarness", "TestpodKit", "testpod"]),
+        .testTarget(name: "NetnsHarnessTests", dependencies: [
+            "NetnsHarness", "TestpodKit", "testpod", "kproxy-sandbox", "KubeObjects", "NetworkTypes",
+        ]),
     ]
 )

@@ -12,7 +12,8 @@ public enum Binaries {
         try locate("kproxy", override: "KPROXY_BIN")
     }
 
-    static func locate(_ name: String, override: String) throws -> String {
+    /// A built executable of this package by name; `override` names an environment variable that wins.
+    public static func locate(_ name: String, override: String) throws -> String {
         let fm = FileManager.default
         if let path = ProcessInfo.processInfo.environment[override], !path.isEmpty {
             guard fm.isExecutableFile(atPath: path) else { throw HarnessError("\(override)=\(path) is not executable") }

@@ -23,7 +23,9 @@ public final class ChildProcess: @unchecked Sendable {
     private let lock = NSLock()
     private var exitStatus: Int32?
 
-    init(label: String, arguments: [String], logPath: String, environment: [String: String]? = nil) throws {
+    /// Starts `arguments` (the first looked up in PATH) with stdout and stderr to `logPath`. Prefer
+    /// `Cluster.spawn`, which runs it in a namespace and stops it in `destroy()`.
+    public init(label: String, arguments: [String], logPath: String, environment: [String: String]? = nil) throws {
         self.label = label
         self.arguments = arguments
         self.logPath = logPath

@@ -35,7 +35,10 @@ command -v ip >/dev/null || die "needs iproute2 (ip)"
 command -v nft >/dev/null || die "needs nftables (nft)"
 [ -d "$EXAMPLES" ] || die "no manifest folder $EXAMPLES (the examples come from deploy/examples)"
 
+command -v swift >/dev/null || [ ! -x /opt/swift/usr/bin/swift ] || export PATH=/opt/swift/usr/bin:$PATH
 if [ -z "${SKIP_BUILD:-}" ]; then
+    # The project's setup script (packages, Swift packages) when this checkout has it.
+    if [ -f "$ROOT/scripts/setup.sh" ]; then (. "$ROOT/scripts/setup.sh"); fi
     step "Building kproxy, testpod and kproxy-sandbox"
     (cd "$ROOT" && swift build 2>&1 | tail -1)
 fi

@@ -6,6 +6,9 @@ public struct Namespace: Sendable, Hashable, CustomStringConvertible {
     public let name: String
     public init(_ name: String) { self.name = name }
     public var description: String { name }
+    /// The bind mount `ip netns` keeps for it: open it and `setns(2)` to program the namespace from
+    /// inside the test process (as an in-process data plane does).
+    public var path: String { "/run/netns/\(name)" }
 }
 
 /// Which node a pod runs on: the node under test (where kproxy runs) or the remote node.

@@ -64,15 +64,16 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
 
-        .testTarget(name: "NetworkTypesTests", dependencies: ["NetworkTypes"]),
-        .testTarget(name: "KubeObjectsTests", dependencies: ["KubeObjects"]),
-        .testTarget(name: "ServiceTableTests", dependencies: ["ServiceTable"]),
-        .testTarget(name: "ControllerTests", dependencies: ["Controller", "KubeObjects", "ServiceTable"]),
-        .testTarget(name: "ObjectSourcesTests", dependencies: ["ObjectSources", "KubeObjects"]),
         .testTarget(name: "TestpodKitTests", dependencies: ["TestpodKit"]),
         // Depends on testpod so that `swift test` builds the binary the harness starts in pods.
         .testTarget(name: "NetnsHarnessTests", dependencies: [
             "NetnsHarness", "TestpodKit", "testpod", "kproxy-sandbox", "KubeObjects", "NetworkTypes",
         ]),
+
+        .testTarget(name: "NetworkTypesTests", dependencies: ["NetworkTypes"]),
+        .testTarget(name: "KubeObjectsTests", dependencies: ["KubeObjects"]),
+        .testTarget(name: "ServiceTableTests", dependencies: ["ServiceTable"]),
+        .testTarget(name: "ControllerTests", dependencies: ["Controller", "KubeObjects", "ServiceTable"]),
+        .testTarget(name: "ObjectSourcesTests", dependencies: ["ObjectSources", "KubeObjects"]),
     ]
 )

@@ -70,6 +70,7 @@ public struct Hold: Sendable {
         }
 
         func note(_ i: Int, _ outcome: ProbeOutcome) {
+            report.lastAnswers[i] = outcome.token
             guard case .answer(let name, let src) = outcome else {
                 fail(i, reason(outcome))
                 return
@@ -111,6 +112,7 @@ public struct Hold: Sendable {
             switch Sock.open(to: target, from: source, type: isStream ? Sock.streamType : Sock.datagramType,
                              proto: p, until: deadline) {
             case .failure(let f):
+                report.lastAnswers[i] = f.outcome.token
                 fail(i, reason(f.outcome))
             case .success(let fd):
                 flows[i].fd = fd

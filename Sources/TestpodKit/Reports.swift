@@ -19,7 +19,7 @@ public enum ProbeOutcome: Sendable, Hashable {
     case error(String)
 
     /// A short token for `QueryReport.sequence`: the pod's name, or `#refused`, `#timeout`, …
-    var token: String {
+    public var token: String {
         switch self {
         case .answer(let name, _): return name
         case .refused: return "#refused"
@@ -158,6 +158,9 @@ public struct StreamReport: Sendable, Codable, Hashable {
     public var failures: [StreamFailure]
     /// Keyed by pod name: how many exchanges each answered, and the sources it saw.
     public var answers: [String: PodAnswers]
+    /// Per connection, how its last exchange ended: the pod that answered, or `#timeout`, `#reset`,
+    /// `#refused`… For "after the endpoint went away, every UDP flow reached another pod".
+    public var lastAnswers: [String]
     public var seconds: Double
 
     public init(target: String, protocol: ProbeProtocol, connections: Int) {
@@ -169,9 +172,13 @@ public struct StreamReport: Sendable, Codable, Hashable {
         self.failedConnections = 0
         self.failures = []
         self.answers = [:]
+        self.lastAnswers = Array(repeating: "#none", count: connections)
         self.seconds = 0
     }
 
     /// No connection failed and every one was opened.
     public var isClean: Bool { failures.isEmpty && opened == connections }
+
+    /// How many connections had their last exchange answered.
+    public var answeringAtEnd: Int { lastAnswers.filter { !$0.hasPrefix("#") }.count }
 }

@@ -104,11 +104,40 @@ struct HarnessTests {
             let after = try broken.finish()
             #expect(after.opened == 2)
             #expect(after.failedConnections == 2, "\(after)")
+            #expect(after.answeringAtEnd == 0, "\(after)")
             // A stopped pod refuses new connections (its address stays).
             let refused = try c.query(from: c.client().namespace, c.pod("b").ipv4!, 8080, count: 2)
             #expect(refused.refused == 2, "\(refused)")
             try c.startPod(name: "b")
             #expect(try c.query(from: c.node, c.pod("b").ipv4!, 8080, count: 1).names == ["b"])
+        }
+    }
+
+    @Test(.enabled(if: Shell.has("nft") && Shell.has("conntrack"), "needs nftables and conntrack-tools"))
+    func udpFlowsFollowARuleChangeOnlyOnceConntrackForgetsThem() async throws {
+        // The shape of kube-proxy's UDP conntrack cleanup test: a flow keeps its source port, so its
+        // conntrack entry keeps it on the old pod until the entry is deleted.
+        try await Cluster.with(pods: [PodSpec("a", tcp: [], udp: [5353]), PodSpec("b", tcp: [], udp: [5353])]) { c in
+            func dnat(to pod: String) -> String {
+                "meta l4proto udp dnat ip to \(c.pod(pod).ipv4!):5353"
+            }
+            try c.nft("""
+                table ip harness {
+                    chain svc { \(dnat(to: "a")); }
+                    chain prerouting { type nat hook prerouting priority -100; ip daddr 10.96.0.53 udp dport 53 jump svc; }
+                }
+                """)
+            let stream = try c.startStream(from: c.client().namespace, "10.96.0.53", 53, .udp,
+                                           connections: 2, seconds: 3, intervalMs: 50, timeoutMs: 300)
+            try await Task.sleep(for: .milliseconds(500))
+            try c.nft("flush chain ip harness svc\nadd rule ip harness svc \(dnat(to: "b"))\n")
+            try await Task.sleep(for: .milliseconds(1500))
+            try c.flushConntrack()
+            let report = try stream.finish()
+            #expect(report.lastAnswers == ["b", "b"], "\(report)")
+            let switches = report.failures.filter { $0.reason == "switched:a->b" }
+            #expect(switches.count == 2, "\(report)")
+            #expect(switches.allSatisfy { $0.at > 1.4 }, "flows moved before the conntrack flush: \(report)")
         }
     }
 

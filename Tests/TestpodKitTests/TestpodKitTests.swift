@@ -80,6 +80,7 @@ import Testing
                           seconds: 0.5, intervalMs: 50, timeoutMs: 1000).run()
         #expect(report.isClean, "\(report)")
         #expect(report.opened == 3)
+        #expect(report.lastAnswers == ["steady", "steady", "steady"])
         #expect(report.exchanges >= 3 * 5)
     }
 

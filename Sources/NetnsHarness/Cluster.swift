@@ -526,6 +526,24 @@ public struct StreamHandle: Sendable {
     let seconds: Double
     let timeoutMs: Int
 
+    /// Waits until every connection has been tried (`testpod stream` printed `opened N of K`);
+    /// returns N, the connections that answered, or throws after `timeout` seconds.
+    @discardableResult
+    public func waitUntilOpened(timeout: Double = 10) throws -> Int {
+        let deadline = Date().addingTimeInterval(timeout)
+        while true {
+            let output = child.output
+            if let line = output.split(separator: "\n").first(where: { $0.hasPrefix("opened ") }),
+               let n = Int(line.split(separator: " ")[1]) {
+                return n
+            }
+            if !child.isRunning || Date() > deadline {
+                throw HarnessError("testpod stream did not open its connections:\n\(output)")
+            }
+            usleep(10_000)
+        }
+    }
+
     /// Waits for the stream to end by itself and returns its report.
     public func finish() throws -> StreamReport {
         let budget = seconds + Double(timeoutMs) / 1000 * 3 + 30

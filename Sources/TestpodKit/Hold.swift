@@ -37,8 +37,9 @@ public struct Hold: Sendable {
         var failed = false
     }
 
-    /// Runs until `seconds` have passed or `shouldStop` returns true.
-    public func run(shouldStop: () -> Bool = { false }) -> StreamReport {
+    /// Runs until `seconds` have passed or `shouldStop` returns true. `opened` is called once every
+    /// connection has been tried, with how many answered.
+    public func run(shouldStop: () -> Bool = { false }, opened: (Int) -> Void = { _ in }) -> StreamReport {
         var report = StreamReport(target: target.description, protocol: proto, connections: connections)
         let start = Sock.nowMs()
         let end = start + Int64(seconds * 1000)
@@ -121,6 +122,7 @@ public struct Hold: Sendable {
             }
         }
 
+        opened(report.opened)
         var nextTick = Sock.nowMs()
         while Sock.nowMs() < end && !shouldStop() {
             nextTick += Int64(intervalMs)

@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import ArgumentParser
+import Foundation
 import TestpodKit
 
 /// Set by SIGTERM/SIGINT: `stream` then stops early and still prints its report.
@@ -17,7 +18,8 @@ struct StreamCommand: ParsableCommand {
             For "a restart under steady traffic loses no connection": a broken connection, an unanswered \
             exchange or a different pod answering on the same connection is a failure. With --udp each \
             flow keeps one source port, so the flow's conntrack entry is what is tested. SIGTERM or SIGINT \
-            ends the run early; the report is still printed.
+            ends the run early; the report is still printed. Once every connection has been tried it prints \
+            `opened N of K` (before the JSON line).
 
             Example: testpod stream --connections 8 --seconds 10 --interval-ms 100 10.96.0.10:80
             """)
@@ -46,6 +48,10 @@ struct StreamCommand: ParsableCommand {
         let hold = Hold(target: target.address, proto: target.proto, source: target.sourceAddress,
                         connections: connections, seconds: seconds, intervalMs: intervalMs,
                         timeoutMs: target.timeoutMs)
-        try printJSON(hold.run(shouldStop: { stopRequested != 0 }))
+        let report = hold.run(shouldStop: { stopRequested != 0 }, opened: { n in
+            // A progress line (not JSON) that lets a harness wait until the flows exist.
+            FileHandle.standardOutput.write(Data("opened \(n) of \(connections)\n".utf8))
+        })
+        try printJSON(report)
     }
 }

@@ -99,7 +99,8 @@ struct HarnessTests {
 
             let broken = try c.startStream(from: c.client().namespace, c.pod("b").ipv6!, 8080,
                                            connections: 2, seconds: 3, intervalMs: 50, timeoutMs: 500)
-            try await Task.sleep(for: .milliseconds(500))
+            #expect(try broken.waitUntilOpened() == 2)
+            try await Task.sleep(for: .milliseconds(200))
             c.stopPod(name: "b")
             let after = try broken.finish()
             #expect(after.opened == 2)
@@ -129,7 +130,8 @@ struct HarnessTests {
                 """)
             let stream = try c.startStream(from: c.client().namespace, "10.96.0.53", 53, .udp,
                                            connections: 2, seconds: 3, intervalMs: 50, timeoutMs: 300)
-            try await Task.sleep(for: .milliseconds(500))
+            #expect(try stream.waitUntilOpened() == 2)
+            try await Task.sleep(for: .milliseconds(300))
             try c.nft("flush chain ip harness svc\nadd rule ip harness svc \(dnat(to: "b"))\n")
             try await Task.sleep(for: .milliseconds(1500))
             try c.flushConntrack()

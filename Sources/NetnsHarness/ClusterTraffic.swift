@@ -1,0 +1,156 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Foundation
+import NetworkTypes
+import TestpodKit
+
+/// Running commands and long-lived processes in the namespaces, and sending traffic with testpod.
+extension Cluster {
+    /// Runs a command inside a namespace and waits for it (throws on a non-zero exit when `check`).
+    @discardableResult
+    public func exec(in ns: Namespace, _ arguments: [String], input: String? = nil, check: Bool = true,
+                     timeout: Double = 60) throws -> CommandResult {
+        try Shell.run(["ip", "netns", "exec", ns.name] + arguments, input: input, check: check, timeout: timeout)
+    }
+
+    /// `ip -n NS ARGS…`
+    @discardableResult
+    func ip(_ ns: Namespace, _ arguments: String...) throws -> CommandResult {
+        try Shell.run(["ip", "-n", ns.name] + arguments)
+    }
+
+    @discardableResult
+    func ip(_ ns: Namespace, check: Bool = true, _ arguments: [String]) throws -> CommandResult {
+        try Shell.run(["ip", "-n", ns.name] + arguments, check: check)
+    }
+
+    /// Starts a long-running command in a namespace (e.g. `kproxy run …` in the node). The harness
+    /// stops it in `destroy()`; stop it earlier with `child.stop()` (SIGTERM, then SIGKILL).
+    public func spawn(in ns: Namespace, _ arguments: [String], label: String? = nil,
+                      environment: [String: String]? = nil) throws -> ChildProcess {
+        let name = label ?? URL(fileURLWithPath: arguments.first ?? "process").lastPathComponent
+        let n = lock.withLock { children.count }
+        let child = try ChildProcess(label: name, arguments: ["ip", "netns", "exec", ns.name] + arguments,
+                                     logPath: "\(workDir)/\(n)-\(Self.sanitize(name)).log", environment: environment)
+        lock.withLock { children.append(child) }
+        return child
+    }
+
+    /// Starts the built `kproxy` in the node namespace with `arguments` (e.g.
+    /// `["run", "--mode", "nftables", "--manifests", dir, "--hostname-override", cluster.options.nodeName]`).
+    public func runKproxy(_ arguments: [String], environment: [String: String]? = nil) throws -> ChildProcess {
+        try spawn(in: node, [try Binaries.kproxy()] + arguments, label: "kproxy", environment: environment)
+    }
+
+    /// Loads an nftables script (`nft -f -`) in a namespace (the node unless told).
+    public func nft(_ script: String, in ns: Namespace? = nil) throws {
+        try exec(in: ns ?? node, ["nft", "-f", "-"], input: script)
+    }
+
+    /// Deletes the conntrack entries of a namespace (the node unless told), so that one run's
+    /// connections do not steer the next. Needs conntrack-tools.
+    public func flushConntrack(in ns: Namespace? = nil) throws {
+        let r = try exec(in: ns ?? node, ["conntrack", "-F"], check: false)
+        // conntrack exits 1 when the table was already empty on some versions.
+        if !r.succeeded && !r.stderr.contains("0 flow entries") && !r.stdout.contains("0 flow entries") {
+            throw HarnessError("conntrack flush failed:\n\(r)")
+        }
+    }
+
+    /// Makes `count` connections (or datagrams) from `ns` to `address:port` with `testpod query`
+    /// and returns who answered and how the rest failed.
+    public func query(from ns: Namespace, _ address: String, _ port: UInt16, _ proto: L4Protocol = .tcp,
+                      count: Int = 10, timeoutMs: Int = 1000, parallel: Int = 1,
+                      source: String? = nil) throws -> QueryReport {
+        var args = [testpodPath, "query", "--count", "\(count)", "--timeout-ms", "\(timeoutMs)",
+                    "--parallel", "\(parallel)"]
+        args += Self.protocolFlags(proto)
+        if let source { args += ["--source", source] }
+        args.append(Self.target(address, port))
+        let budget = Double(count * timeoutMs) / 1000 / Double(max(1, parallel)) + 15
+        let r = try exec(in: ns, args, timeout: budget)
+        do {
+            return try JSONDecoder().decode(QueryReport.self, from: Data(r.stdout.utf8))
+        } catch {
+            throw HarnessError("cannot read testpod's report (\(error)):\n\(r)")
+        }
+    }
+
+    /// Starts `testpod stream` from `ns`: `connections` long-lived connections exchanging a line every
+    /// `intervalMs` for `seconds`. Collect the report with `handle.finish()`.
+    public func startStream(from ns: Namespace, _ address: String, _ port: UInt16, _ proto: L4Protocol = .tcp,
+                            connections: Int = 4, seconds: Double = 5, intervalMs: Int = 100,
+                            timeoutMs: Int = 1000) throws -> StreamHandle {
+        var args = [testpodPath, "stream", "--connections", "\(connections)", "--seconds", "\(seconds)",
+                    "--interval-ms", "\(intervalMs)", "--timeout-ms", "\(timeoutMs)"]
+        args += Self.protocolFlags(proto)
+        args.append(Self.target(address, port))
+        let child = try spawn(in: ns, args, label: "stream")
+        return StreamHandle(child: child, seconds: seconds, timeoutMs: timeoutMs)
+    }
+
+    static func protocolFlags(_ proto: L4Protocol) -> [String] {
+        switch proto {
+        case .tcp: return []
+        case .udp: return ["--udp"]
+        case .sctp: return ["--sctp"]
+        }
+    }
+
+    static func target(_ address: String, _ port: UInt16) -> String {
+        address.contains(":") ? "[\(address)]:\(port)" : "\(address):\(port)"
+    }
+}
+
+/// A running `testpod stream`.
+public struct StreamHandle: Sendable {
+    public let child: ChildProcess
+    let seconds: Double
+    let timeoutMs: Int
+
+    /// Waits until every connection has been tried (`testpod stream` printed `opened N of K`);
+    /// returns N, the connections that answered, or throws after `timeout` seconds.
+    @discardableResult
+    public func waitUntilOpened(timeout: Double = 10) throws -> Int {
+        let deadline = Date().addingTimeInterval(timeout)
+        while true {
+            let output = child.output
+            if let line = output.split(separator: "\n").first(where: { $0.hasPrefix("opened ") }),
+               let n = Int(line.split(separator: " ")[1]) {
+                return n
+            }
+            if !child.isRunning || Date() > deadline {
+                throw HarnessError("testpod stream did not open its connections:\n\(output)")
+            }
+            usleep(10_000)
+        }
+    }
+
+    /// Waits for the stream to end by itself and returns its report.
+    public func finish() throws -> StreamReport {
+        let budget = seconds + Double(timeoutMs) / 1000 * 3 + 30
+        if child.wait(timeout: budget) == nil { child.stop() }
+        return try report()
+    }
+
+    /// Ends the stream now (SIGTERM) and returns its report.
+    public func stop() throws -> StreamReport {
+        child.stop(grace: Double(timeoutMs) / 1000 * 2 + 5)
+        return try report()
+    }
+
+    private func report() throws -> StreamReport {
+        let output = child.output
+        guard let line = output.split(separator: "\n").last(where: { $0.hasPrefix("{") }) else {
+            throw HarnessError("testpod stream printed no report:\n\(output)")
+        }
+        do {
+            return try JSONDecoder().decode(StreamReport.self, from: Data(line.utf8))
+        } catch {
+            throw HarnessError("cannot read testpod stream's report (\(error)):\n\(output)")
+        }
+    }
+}

@@ -48,7 +48,7 @@ for b in kproxy testpod kproxy-sandbox; do
 done
 
 WORK=$(mktemp -d /tmp/kproxy-demo.XXXXXX)
-SANDBOX_PID="" KPROXY_PID=""
+SANDBOX_PID="" KPROXY_PID="" STREAM_PID=""
 
 # Stop what this script started, by pid, then remove the sandbox's namespaces whatever happened.
 cleanup() {
@@ -57,6 +57,7 @@ cleanup() {
     trap - EXIT INT TERM
     echo
     bold "== Cleaning up"
+    [ -n "$STREAM_PID" ] && kill -TERM "$STREAM_PID" 2>/dev/null
     if [ -n "$KPROXY_PID" ] && kill -0 "$KPROXY_PID" 2>/dev/null; then
         kill -TERM "$KPROXY_PID"
         for _ in $(seq 50); do kill -0 "$KPROXY_PID" 2>/dev/null || break; sleep 0.1; done
@@ -104,11 +105,14 @@ query() {
 
 # ---------------------------------------------------------------------------------------------
 step "2. kproxy run --mode nftables in the node namespace ($NODE_NS)"
-# shellcheck disable=SC2086
-ip netns exec "$NODE_NS" "$BIN/kproxy" run --mode nftables --manifests "$WORK/manifests" \
-    --hostname-override "$NODE" $KPROXY_ARGS >"$WORK/kproxy.log" 2>&1 &
-KPROXY_PID=$!
-echo "kproxy pid $KPROXY_PID, log $WORK/kproxy.log"
+start_kproxy() {
+    # shellcheck disable=SC2086
+    ip netns exec "$NODE_NS" "$BIN/kproxy" run --mode nftables --manifests "$WORK/manifests" \
+        --hostname-override "$NODE" $KPROXY_ARGS >>"$WORK/kproxy.log" 2>&1 &
+    KPROXY_PID=$!
+    echo "kproxy pid $KPROXY_PID, log $WORK/kproxy.log"
+}
+start_kproxy
 
 # INTEGRATION POINT (CLI / data plane): readiness. kproxy serves /healthz on 0.0.0.0:10256 inside
 # the node namespace; until the nftables data plane is in the build, `kproxy run` exits here and
@@ -147,6 +151,7 @@ ip netns exec "$NODE_NS" nft list tables | sed 's/^/  /'
 # ---------------------------------------------------------------------------------------------
 step "3. Traffic to every service (who answered, and the source address the pod saw)"
 echo "clients: client $(ip netns exec "$CLIENT_NS" ip -4 -br addr show eth0 | awk '{print $3}'), lb-allowed (in the load balancers' source ranges), lb-denied (outside them)"
+echo "\"from a pod\": ${POD_NAME:-none} (IPv4), ${POD6_NAME:-none} (IPv6); answers read <pod> ×<count> (from <source the pod saw>)"
 "$BIN/kproxy-sandbox" targets --manifests "$WORK/manifests" --node "$NODE" >"$WORK/targets"
 while IFS=$'\t' read -r svc kind addr port proto; do
     printf '%s  %s %s:%s/%s\n' "$svc" "$kind" "$addr" "$port" "$proto"
@@ -206,6 +211,22 @@ gen=$GENERATION
 "$BIN/kproxy-sandbox" scale --manifests "$WORK/manifests" --service "$SCALE_SERVICE" --remove | sed 's/^/  | /'
 wait_generation "$gen"
 printf '  scaled back: %s\n' "$(wait_answer absent '@10.244.[12].200')"
+
+# ---------------------------------------------------------------------------------------------
+step "5. Restarting kproxy under steady traffic (8 connections to $s_addr:$s_port)"
+ip netns exec "$CLIENT_NS" "$BIN/testpod" stream --format text --connections 8 --seconds 4 \
+    --interval-ms 50 "$s_addr:$s_port" >"$WORK/stream.out" 2>&1 &
+STREAM_PID=$!
+for _ in $(seq 100); do grep -q '^opened' "$WORK/stream.out" && break; sleep 0.05; done
+kill -TERM "$KPROXY_PID"
+wait "$KPROXY_PID" 2>/dev/null || true
+echo "  kproxy stopped (SIGTERM); its rules stay in place"
+sleep 1
+printf '  restarted: '
+start_kproxy
+wait "$STREAM_PID" 2>/dev/null || true
+STREAM_PID=""
+printf '  %s\n' "$(tail -1 "$WORK/stream.out")"
 
 step "Done: kproxy's log ends with"
 tail -5 "$WORK/kproxy.log" | sed 's/^/  | /'

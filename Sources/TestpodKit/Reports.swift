@@ -1,3 +1,5 @@
+import Foundation
+
 /// The transport a probe uses.
 public enum ProbeProtocol: String, Sendable, Codable, CaseIterable {
     case tcp, udp, sctp
@@ -178,6 +180,20 @@ public struct StreamReport: Sendable, Codable, Hashable {
 
     /// No connection failed and every one was opened.
     public var isClean: Bool { failures.isEmpty && opened == connections }
+
+    /// One line for people: `8 connections for 4.0 s: 640 exchanges answered, none lost (web-1 ×320, …)`.
+    public var summary: String {
+        let pods = answers.keys.sorted().map { "\($0) ×\(answers[$0]!.count)" }.joined(separator: ", ")
+        var line = "\(connections) \(`protocol` == .udp ? "flows" : "connections") for \(String(format: "%.1f", seconds)) s: "
+            + "\(exchanges) exchanges answered, "
+        if failures.isEmpty && opened == connections {
+            line += "none lost"
+        } else {
+            let reasons = Dictionary(grouping: failures, by: \.reason).map { "\($0.key) ×\($0.value.count)" }.sorted()
+            line += "\(failedConnections) failed, \(connections - opened) never opened (\(reasons.joined(separator: ", ")))"
+        }
+        return pods.isEmpty ? line : line + " [\(pods)]"
+    }
 
     /// How many connections had their last exchange answered.
     public var answeringAtEnd: Int { lastAnswers.filter { !$0.hasPrefix("#") }.count }

@@ -35,6 +35,9 @@ struct StreamCommand: ParsableCommand {
     @Option(name: .customLong("interval-ms"), help: "Pause between exchanges, in milliseconds.")
     var intervalMs = 100
 
+    @Option(name: .long, help: "Output: json (default) or text (one line for people).")
+    var format: QueryCommand.Format = .json
+
     func validate() throws {
         if connections < 1 { throw ValidationError("--connections must be at least 1") }
         if seconds < 0 { throw ValidationError("--seconds must not be negative") }
@@ -52,6 +55,9 @@ struct StreamCommand: ParsableCommand {
             // A progress line (not JSON) that lets a harness wait until the flows exist.
             FileHandle.standardOutput.write(Data("opened \(n) of \(connections)\n".utf8))
         })
-        try printJSON(report)
+        switch format {
+        case .json: try printJSON(report)
+        case .text: print(report.summary)
+        }
     }
 }

@@ -43,6 +43,29 @@ import Testing
     }
 }
 
+@Suite struct SummaryTests {
+    @Test func queryLineNamesPodsCountsAndSourcesThenFailures() {
+        var r = QueryReport(target: "10.96.0.10:80", protocol: .tcp)
+        r.record(.answer(name: "b", source: SocketAddress(ip: "10.244.1.1", port: 5)))
+        r.record(.answer(name: "a", source: SocketAddress(ip: "100.64.0.2", port: 6)))
+        r.record(.timeout)
+        #expect(r.summary == "a ×1 (from 100.64.0.2), b ×1 (from 10.244.1.1), timed out ×1")
+        #expect(QueryReport(target: "x", protocol: .udp).summary == "no attempts")
+    }
+
+    @Test func streamLineSaysWhetherAnythingWasLost() {
+        var r = StreamReport(target: "10.96.0.10:80", protocol: .tcp, connections: 2)
+        r.opened = 2
+        r.exchanges = 40
+        r.seconds = 2
+        r.answers = ["a": PodAnswers(count: 40, sources: ["100.64.0.2"])]
+        #expect(r.summary == "2 connections for 2.0 s: 40 exchanges answered, none lost [a ×40]")
+        r.failures = [StreamFailure(connection: 1, at: 1, reason: "reset")]
+        r.failedConnections = 1
+        #expect(r.summary == "2 connections for 2.0 s: 40 exchanges answered, 1 failed, 0 never opened (reset ×1) [a ×40]")
+    }
+}
+
 @Suite struct LoopbackTests {
     /// A port nobody listens on: bound, then closed.
     func closedPort(udp: Bool) -> UInt16 {

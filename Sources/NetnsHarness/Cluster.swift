@@ -48,12 +48,23 @@ public final class Cluster: @unchecked Sendable {
     /// Why network tests cannot run here (`nil` when they can): they need root and `ip`.
     public static var unsupportedReason: String? {
         if getuid() != 0 { return "network tests need root (CAP_NET_ADMIN) to create namespaces" }
+        // Root in a restricted container may still lack what `ip netns add` needs.
+        if let caps = effectiveCapabilities, caps & (1 << 12) == 0 || caps & (1 << 21) == 0 {
+            return "network tests need CAP_NET_ADMIN and CAP_SYS_ADMIN (ip netns), which this root lacks"
+        }
         if !Shell.has("ip") { return "network tests need iproute2 (`ip`)" }
         if !Shell.has("sysctl") { return "network tests need procps (`sysctl`)" }
         return nil
     }
 
     public static var isSupported: Bool { unsupportedReason == nil }
+
+    /// `CapEff` from /proc/self/status (nil where there is no such file).
+    static var effectiveCapabilities: UInt64? {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("CapEff:") }) else { return nil }
+        return UInt64(line.dropFirst("CapEff:".count).trimmingCharacters(in: .whitespaces), radix: 16)
+    }
 
     // MARK: - Creating and destroying
 

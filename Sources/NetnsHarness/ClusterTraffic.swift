@@ -92,6 +92,35 @@ extension Cluster {
         return StreamHandle(child: child, seconds: seconds, timeoutMs: timeoutMs)
     }
 
+    /// Starts `testpod query` in the background: `count` fresh connections, one every `intervalMs`,
+    /// e.g. "new connections keep working while kproxy restarts". Collect with `handle.finish()`.
+    public func startQuery(from ns: Namespace, _ address: String, _ port: UInt16, _ proto: L4Protocol = .tcp,
+                           count: Int, intervalMs: Int, timeoutMs: Int = 1000) throws -> QueryHandle {
+        var args = [testpodPath, "query", "--count", "\(count)", "--interval-ms", "\(intervalMs)",
+                    "--timeout-ms", "\(timeoutMs)"]
+        args += Self.protocolFlags(proto)
+        args.append(Self.target(address, port))
+        let child = try spawn(in: ns, args, label: "query")
+        return QueryHandle(child: child, budget: Double(count) * Double(intervalMs + timeoutMs) / 1000 + 30)
+    }
+
+    /// Starts a `testpod serve` outside a pod — in the node (a host-network endpoint), a client, … —
+    /// and waits until it listens. Stopped by `destroy()`, or earlier with `child.stop()`.
+    public func startServer(in ns: Namespace, name: String, tcp: [UInt16] = [], udp: [UInt16] = [],
+                            address: String? = nil) throws -> ChildProcess {
+        let ready = "\(workDir)/server-\(Self.sanitize(name))-\(UInt32.random(in: 0..<1_000_000)).ready"
+        var args = [testpodPath, "serve", "--name", name, "--ready-file", ready]
+        if !tcp.isEmpty { args += ["--tcp", tcp.map(String.init).joined(separator: ",")] }
+        if !udp.isEmpty { args += ["--udp", udp.map(String.init).joined(separator: ",")] }
+        if let address { args += ["--address", address] }
+        let child = try spawn(in: ns, args, label: "server \(name)")
+        let ok = Cluster.waitUntil(timeout: 10) { FileManager.default.fileExists(atPath: ready) || !child.isRunning }
+        guard ok, child.isRunning else {
+            throw HarnessError("server \(name) did not start:\n\(child.output)")
+        }
+        return child
+    }
+
     static func protocolFlags(_ proto: L4Protocol) -> [String] {
         switch proto {
         case .tcp: return []
@@ -151,6 +180,26 @@ public struct StreamHandle: Sendable {
             return try JSONDecoder().decode(StreamReport.self, from: Data(line.utf8))
         } catch {
             throw HarnessError("cannot read testpod stream's report (\(error)):\n\(output)")
+        }
+    }
+}
+
+/// A running `testpod query` (see `Cluster.startQuery`).
+public struct QueryHandle: Sendable {
+    public let child: ChildProcess
+    let budget: Double
+
+    /// Waits for the query to end and returns its report.
+    public func finish() throws -> QueryReport {
+        if child.wait(timeout: budget) == nil { child.stop() }
+        let output = child.output
+        guard let line = output.split(separator: "\n").last(where: { $0.hasPrefix("{") }) else {
+            throw HarnessError("testpod query printed no report:\n\(output)")
+        }
+        do {
+            return try JSONDecoder().decode(QueryReport.self, from: Data(line.utf8))
+        } catch {
+            throw HarnessError("cannot read testpod query's report (\(error)):\n\(output)")
         }
     }
 }

@@ -159,6 +159,18 @@ struct HarnessTests {
         }
     }
 
+    @Test func aHostNetworkServerAndABackgroundQuery() async throws {
+        try await Cluster.with(pods: [PodSpec("a")]) { c in
+            // An endpoint in the node itself (host network), reached from a pod.
+            let server = try c.startServer(in: c.node, name: "node-local", tcp: [9999])
+            let background = try c.startQuery(from: c.pod("a").namespace, AddressPlan.nodeIPv4, 9999,
+                                              count: 10, intervalMs: 20)
+            let report = try background.finish()
+            #expect(report.answers == ["node-local": PodAnswers(count: 10, sources: [c.pod("a").ipv4!])], "\(report)")
+            #expect(server.stop() == 128 + SIGTERM)
+        }
+    }
+
     @Test func podsCanBeAddedAndRemovedWhileRunning() async throws {
         try await Cluster.with(pods: [PodSpec("a")]) { c in
             let added = try c.addPod(PodSpec("late", on: .remote, tcp: [9000], ipv4: "10.244.7.7", families: [.ipv4]))

@@ -74,11 +74,14 @@ struct KproxyRunTests {
             let stream = try c.startStream(from: c.client().namespace, "10.96.100.10", 80,
                                            connections: 8, seconds: 4, intervalMs: 50)
             #expect(try stream.waitUntilOpened() == 8)
+            let fresh = try c.startQuery(from: c.client().namespace, "10.96.100.10", 80, count: 40, intervalMs: 50)
             #expect(first.stop() == 0, "\(first.output)")
             try await Task.sleep(for: .milliseconds(300))
             let second = try c.runKproxy()
             let report = try stream.finish()
             #expect(report.isClean, "\(report)\n\(c.diagnostics())")
+            let newConnections = try fresh.finish()
+            #expect(newConnections.failed == 0, "new connections during the restart: \(newConnections)")
 
             // An edit: web-b leaves the slice; new connections go to web-a only.
             try c.writeManifest("web.yaml", Self.webManifest(c, ["web-a"]))

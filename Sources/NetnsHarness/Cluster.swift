@@ -111,7 +111,9 @@ public final class Cluster: @unchecked Sendable {
                 }
             }
         }
-        guard let prefix = chosen else { throw HarnessError("cannot choose a namespace prefix") }
+        guard let prefix = chosen, Self.isSafePrefix(prefix) else {
+            throw HarnessError("namespace prefix \(chosen ?? "") must start with kp and end with - (e.g. kpdemo-)")
+        }
         self.prefix = prefix
         workDir = "\(Self.registryRoot)/\(prefix)"
         try fm.createDirectory(atPath: workDir, withIntermediateDirectories: true)
@@ -207,15 +209,32 @@ public final class Cluster: @unchecked Sendable {
         try? FileManager.default.removeItem(atPath: workDir)
     }
 
-    /// Removes every namespace whose name starts with `prefix` and the processes inside them
-    /// (`kproxy-sandbox down`, crash recovery). Returns the namespaces removed.
+    /// Removes the namespaces a cluster with this prefix created and the processes inside them
+    /// (`kproxy-sandbox down`, crash recovery). Only a safe prefix the harness registered (a folder in
+    /// `registryRoot`) is acted on. Returns the namespaces removed.
     @discardableResult
     public static func destroy(prefix: String) -> [String] {
-        precondition(!prefix.isEmpty)
-        let names = listNamespaces().filter { $0.hasPrefix(prefix) }
+        guard isSafePrefix(prefix),
+              FileManager.default.fileExists(atPath: "\(registryRoot)/\(prefix)") else { return [] }
+        let names = listNamespaces().filter { isOurs($0, prefix: prefix) }
         removeNamespaces(names)
         try? FileManager.default.removeItem(atPath: "\(registryRoot)/\(prefix)")
         return names
+    }
+
+    /// A prefix that cannot match namespaces of other tools or other people's test runs: it starts
+    /// with `kp`, ends with `-` and has something between (`kpdemo-`, `kp1234ab-`).
+    public static func isSafePrefix(_ prefix: String) -> Bool {
+        prefix.count >= 4 && prefix.hasPrefix("kp") && prefix.hasSuffix("-")
+            && prefix.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }
+    }
+
+    /// Whether a namespace is one a cluster with this prefix creates: `PREFIXnode`, `PREFIXrnode`,
+    /// `PREFIXc-…`, `PREFIXp-…` (so that `kpt-` cannot take `kpt-123-node` of another tool).
+    static func isOurs(_ name: String, prefix: String) -> Bool {
+        guard name.hasPrefix(prefix) else { return false }
+        let rest = name.dropFirst(prefix.count)
+        return rest == "node" || rest == "rnode" || rest.hasPrefix("c-") || rest.hasPrefix("p-")
     }
 
     /// Kills what still runs inside our namespaces (only processes the harness started live there),

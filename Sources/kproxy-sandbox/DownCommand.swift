@@ -11,7 +11,9 @@ struct DownCommand: ParsableCommand {
     var prefix: String
 
     func validate() throws {
-        guard prefix.count >= 3 else { throw ValidationError("--prefix is too short to be a sandbox's") }
+        guard Cluster.isSafePrefix(prefix) else {
+            throw ValidationError("--prefix must start with kp and end with - (e.g. kpdemo-), so that it cannot match other namespaces")
+        }
     }
 
     func run() throws {

@@ -33,6 +33,12 @@ struct UpCommand: ParsableCommand {
     @Option(name: .customLong("poll-ms"), help: "How often to reread the manifest folder.")
     var pollMs = 500
 
+    func validate() throws {
+        guard Cluster.isSafePrefix(prefix) else {
+            throw ValidationError("--prefix must start with kp and end with - (e.g. kpdemo-), so that it cannot match other namespaces")
+        }
+    }
+
     func run() throws {
         // Signals are taken synchronously below; children get a clean mask from the harness.
         var signals = sigset_t()

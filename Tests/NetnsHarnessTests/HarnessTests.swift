@@ -2,7 +2,7 @@
 import Glibc
 #endif
 import Foundation
-import NetnsHarness
+@testable import NetnsHarness
 import NetworkTypes
 import Testing
 import TestpodKit
@@ -241,6 +241,20 @@ struct HarnessTests {
         Cluster.sweepStale()
         #expect(Self.namespaces(prefix).isEmpty)
         #expect(!FileManager.default.fileExists(atPath: "\(Cluster.registryRoot)/\(prefix)"))
+    }
+
+    @Test func onlyPrefixesOfOurOwnCanBeDestroyed() {
+        for unsafe in ["", "k", "kp", "kp-", "kpt", "x-", "kpt-*", "kp/../-"] {
+            #expect(!Cluster.isSafePrefix(unsafe), "\(unsafe)")
+            #expect(Cluster.destroy(prefix: unsafe).isEmpty)
+        }
+        for safe in ["kpdemo-", "kp1234ab-", "kpd77-"] { #expect(Cluster.isSafePrefix(safe)) }
+        // Unregistered prefixes are not acted on, and only our own namespace shapes match.
+        #expect(Cluster.destroy(prefix: "kpnever\(getpid())-").isEmpty)
+        #expect(Cluster.isOurs("kpt-node", prefix: "kpt-"))
+        #expect(Cluster.isOurs("kpt-p-web", prefix: "kpt-"))
+        #expect(!Cluster.isOurs("kpt-24964-l2r9c8-node", prefix: "kpt-"))
+        #expect(!Cluster.isOurs("kpt-client", prefix: "kpt-"))
     }
 
     static func namespaces(_ prefix: String) -> [String] {

@@ -230,11 +230,15 @@ public final class Cluster: @unchecked Sendable {
     }
 
     /// Whether a namespace is one a cluster with this prefix creates: `PREFIXnode`, `PREFIXrnode`,
-    /// `PREFIXc-…`, `PREFIXp-…` (so that `kpt-` cannot take `kpt-123-node` of another tool).
+    /// `PREFIXc<N>-…`, `PREFIXp<N>-…` (so that `kpt-` cannot take `kpt-123-node` of another tool).
     static func isOurs(_ name: String, prefix: String) -> Bool {
         guard name.hasPrefix(prefix) else { return false }
         let rest = name.dropFirst(prefix.count)
-        return rest == "node" || rest == "rnode" || rest.hasPrefix("c-") || rest.hasPrefix("p-")
+        if rest == "node" || rest == "rnode" { return true }
+        // c<N>-<name> (clients), p<N>-<name> (pods)
+        guard let kind = rest.first, kind == "c" || kind == "p" else { return false }
+        let number = rest.dropFirst().prefix { $0.isASCII && $0.isNumber }
+        return !number.isEmpty && rest.dropFirst(1 + number.count).hasPrefix("-")
     }
 
     /// Kills what still runs inside our namespaces (only processes the harness started live there),
@@ -287,8 +291,9 @@ public final class Cluster: @unchecked Sendable {
         return out
     }
 
+    /// A name cut to what reads well in `ip netns list` (the number before it keeps it unique).
     static func sanitize(_ name: String) -> String {
         let allowed = Set("abcdefghijklmnopqrstuvwxyz0123456789-")
-        return String(name.lowercased().map { allowed.contains($0) ? $0 : "-" }.prefix(40))
+        return String(name.lowercased().map { allowed.contains($0) ? $0 : "-" }.prefix(16))
     }
 }

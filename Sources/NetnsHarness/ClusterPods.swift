@@ -11,7 +11,7 @@ import TestpodKit
 extension Cluster {
     func addClient(_ spec: ClientSpec) throws {
         let k = lock.withLock { clientList.count }
-        let ns = Namespace(prefix + "c-" + Self.sanitize(spec.name))
+        let ns = Namespace(prefix + "c\(k)-" + Self.sanitize(spec.name))
         try addNamespace(ns, router: false)
         let link = "ec\(k)"
         let (nodeMAC, clientMAC) = try addVeth(node, link, ns, "eth0", link: 0x100 + k)
@@ -80,7 +80,7 @@ extension Cluster {
                 ? (spec.ipv6.map(AddressPlan.canonical) ?? AddressPlan.podAddress(p, .ipv6, n)) : nil
             return ("vp\(interfaceCounter)", v4, v6)
         }
-        let ns = Namespace(prefix + "p-" + Self.sanitize(spec.name))
+        let ns = Namespace(prefix + "p" + ifname.dropFirst(2) + "-" + Self.sanitize(spec.name))
         let host = spec.placement == .local ? node : remoteNode
         try addNamespace(ns, router: false)
         let linkID = 0x200 + Int(ifname.dropFirst(2))!
@@ -137,14 +137,15 @@ extension Cluster {
     public func startPod(name: String) throws {
         let pod = self.pod(name)
         if let running = lock.withLock({ podProcesses[name] }), running.isRunning { return }
-        let ready = "\(workDir)/\(Self.sanitize(name)).ready"
+        let tag = pod.namespace.name.dropFirst(prefix.count)  // p<N>-<name>: unique, short
+        let ready = "\(workDir)/\(tag).ready"
         try? FileManager.default.removeItem(atPath: ready)
         var args = [testpodPath, "serve", "--name", name, "--ready-file", ready]
         if !pod.tcp.isEmpty { args += ["--tcp", pod.tcp.map(String.init).joined(separator: ",")] }
         if !pod.udp.isEmpty { args += ["--udp", pod.udp.map(String.init).joined(separator: ",")] }
         if !pod.sctp.isEmpty { args += ["--sctp", pod.sctp.map(String.init).joined(separator: ",")] }
         let child = try ChildProcess(label: "pod \(name)", arguments: ["ip", "netns", "exec", pod.namespace.name] + args,
-                                     logPath: "\(workDir)/pod-\(Self.sanitize(name)).log")
+                                     logPath: "\(workDir)/\(tag).log")
         lock.withLock { podProcesses[name] = child }
         let deadline = Date().addingTimeInterval(10)
         while !FileManager.default.fileExists(atPath: ready) {

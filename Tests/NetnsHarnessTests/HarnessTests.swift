@@ -252,9 +252,11 @@ struct HarnessTests {
         // Unregistered prefixes are not acted on, and only our own namespace shapes match.
         #expect(Cluster.destroy(prefix: "kpnever\(getpid())-").isEmpty)
         #expect(Cluster.isOurs("kpt-node", prefix: "kpt-"))
-        #expect(Cluster.isOurs("kpt-p-web", prefix: "kpt-"))
+        #expect(Cluster.isOurs("kpt-p12-web", prefix: "kpt-"))
+        #expect(Cluster.isOurs("kpt-c0-client", prefix: "kpt-"))
         #expect(!Cluster.isOurs("kpt-24964-l2r9c8-node", prefix: "kpt-"))
         #expect(!Cluster.isOurs("kpt-client", prefix: "kpt-"))
+        #expect(!Cluster.isOurs("kpt-pod-a", prefix: "kpt-"))
     }
 
     static func namespaces(_ prefix: String) -> [String] {

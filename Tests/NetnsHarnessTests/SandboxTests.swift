@@ -94,8 +94,8 @@ private let manifests = """
         #expect(Cluster.waitUntil(timeout: 30) { FileManager.default.fileExists(atPath: dir + "/env") || !up.isRunning },
                 "\(up.output)")
         let env = try String(contentsOfFile: dir + "/env", encoding: .utf8)
-        #expect(env.contains("CLIENT_NS=\(prefix)c-client"), "\(env)")
-        let answer = try Shell.run(["ip", "netns", "exec", prefix + "c-client", testpod, "query", "--format", "text",
+        #expect(env.contains("CLIENT_NS=\(prefix)c0-client"), "\(env)")
+        let answer = try Shell.run(["ip", "netns", "exec", prefix + "c0-client", testpod, "query", "--format", "text",
                                     "--count", "2", "10.244.2.10:8080"]).stdout
         #expect(answer.contains("web@10.244.2.10 ×2"), "\(answer)\n\(up.output)")
 
@@ -104,7 +104,7 @@ private let manifests = """
         #expect(Cluster.waitUntil(timeout: 20) {
             (try? String(contentsOfFile: dir + "/env", encoding: .utf8))?.contains("GENERATION=2") == true
         }, "\(up.output)")
-        let added = try Shell.run(["ip", "netns", "exec", prefix + "c-client", testpod, "query", "--format", "text",
+        let added = try Shell.run(["ip", "netns", "exec", prefix + "c0-client", testpod, "query", "--format", "text",
                                    "--count", "1", "10.244.1.200:8080"]).stdout
         #expect(added.contains("web@10.244.1.200 ×1"), "\(added)\n\(up.output)")
 

@@ -93,7 +93,13 @@ public final class Cluster: @unchecked Sendable {
                                _ body: (Cluster) async throws -> T) async throws -> T {
         let cluster = try create(pods: pods, clients: clients, options: options)
         defer { cluster.destroy() }
-        return try await body(cluster)
+        do {
+            return try await body(cluster)
+        } catch {
+            // The error alone rarely says why traffic went astray: show the node's state with it.
+            FileHandle.standardError.write(Data("NetnsHarness: \(error)\n\(cluster.diagnostics())\n".utf8))
+            throw error
+        }
     }
 
     private init(options: ClusterOptions) throws {
@@ -206,7 +212,12 @@ public final class Cluster: @unchecked Sendable {
         if spaces.isEmpty && procs.isEmpty { return }
         for p in procs { p.stop(grace: 2) }
         Self.removeNamespaces(spaces.map(\.name))
-        try? FileManager.default.removeItem(atPath: workDir)
+        if ProcessInfo.processInfo.environment["KPROXY_HARNESS_KEEP_LOGS"] == "1" {
+            try? FileManager.default.removeItem(atPath: "\(workDir)/owner")  // logs stay, nothing to sweep
+            FileHandle.standardError.write(Data("NetnsHarness: logs kept in \(workDir)\n".utf8))
+        } else {
+            try? FileManager.default.removeItem(atPath: workDir)
+        }
     }
 
     /// Removes the namespaces a cluster with this prefix created and the processes inside them

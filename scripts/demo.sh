@@ -40,7 +40,14 @@ if [ -z "${SKIP_BUILD:-}" ]; then
     # The project's setup script (packages, Swift packages) when this checkout has it.
     if [ -f "$ROOT/scripts/setup.sh" ]; then (. "$ROOT/scripts/setup.sh"); fi
     step "Building kproxy, testpod and kproxy-sandbox"
-    (cd "$ROOT" && swift build 2>&1 | tail -1)
+    buildlog=$(mktemp /tmp/kproxy-demo-build.XXXXXX)
+    if ! (cd "$ROOT" && swift build >"$buildlog" 2>&1); then
+        grep -E 'error:' "$buildlog" | head -20 || tail -30 "$buildlog"
+        rm -f "$buildlog"
+        die "swift build failed"
+    fi
+    tail -1 "$buildlog"
+    rm -f "$buildlog"
 fi
 BIN=${BIN_DIR:-$(cd "$ROOT" && swift build --show-bin-path)}
 for b in kproxy testpod kproxy-sandbox; do

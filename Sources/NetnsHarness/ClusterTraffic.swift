@@ -92,6 +92,18 @@ extension Cluster {
         return StreamHandle(child: child, seconds: seconds, timeoutMs: timeoutMs)
     }
 
+    /// GETs `path` from `address:port` inside `ns` (kproxy's /healthz, a health-check node port).
+    public func httpGet(from ns: Namespace, _ address: String, _ port: UInt16, path: String = "/",
+                        timeoutMs: Int = 2000) throws -> HTTPResult {
+        let r = try exec(in: ns, [testpodPath, "http", "--path", path, "--timeout-ms", "\(timeoutMs)",
+                                  Self.target(address, port)], timeout: Double(timeoutMs) / 1000 + 15)
+        do {
+            return try JSONDecoder().decode(HTTPResult.self, from: Data(r.stdout.utf8))
+        } catch {
+            throw HarnessError("cannot read testpod http's report (\(error)):\n\(r)")
+        }
+    }
+
     /// Starts `testpod query` in the background: `count` fresh connections, one every `intervalMs`,
     /// e.g. "new connections keep working while kproxy restarts". Collect with `handle.finish()`.
     public func startQuery(from ns: Namespace, _ address: String, _ port: UInt16, _ proto: L4Protocol = .tcp,

@@ -64,6 +64,8 @@ struct KproxyRunTests {
         try await Cluster.with(pods: [PodSpec("web-a"), PodSpec("web-b", on: .remote)]) { c in
             try c.writeManifest("web.yaml", Self.webManifest(c, ["web-a", "web-b"]))
             let first = try c.runKproxy()
+            #expect(Cluster.waitUntil(timeout: 15) { (try? c.httpGet(from: c.node, "127.0.0.1", 10256, path: "/healthz"))?.status == 200 },
+                    "kproxy's /healthz: \(first.output)")
             for vip in ["10.96.100.10", "fd00:10:96::10"] {
                 for from in [c.client().namespace, c.node, c.pod("web-a").namespace] {
                     try c.waitForQuery(from: from, vip, 80, count: 16) { $0.names == ["web-a", "web-b"] && $0.failed == 0 }

@@ -66,6 +66,25 @@ import Testing
     }
 }
 
+@Suite struct HTTPGetTests {
+    @Test func parsesStatusAndBody() {
+        let r = HTTPGet.parse(Array("HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n\r\n{\"x\":1}".utf8))
+        #expect(r == HTTPResult(status: 503, body: "{\"x\":1}", error: nil))
+        #expect(HTTPGet.parse(Array("SSH-2.0-OpenSSH\r\n".utf8)) == nil)
+    }
+
+    @Test func aClosedPortIsRefused() {
+        let fd = socket(AF_INET, Sock.streamType, 0)
+        _ = SocketAddress(ip: "127.0.0.1", port: 0)!.withSockaddr { bind(fd, $0, $1) }
+        var ss = sockaddr_storage()
+        var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        _ = withUnsafeMutablePointer(to: &ss) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        close(fd)
+        let port = SocketAddress(storage: ss)!.port
+        #expect(HTTPGet(target: SocketAddress(ip: "127.0.0.1", port: port)!).run().error == "refused")
+    }
+}
+
 @Suite struct LoopbackTests {
     /// A port nobody listens on: bound, then closed.
     func closedPort(udp: Bool) -> UInt16 {

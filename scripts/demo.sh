@@ -15,7 +15,7 @@
 #   KEEP=1                 keep the work folder (logs, manifests) after exit
 #   KPROXY_ARGS="..."      extra arguments for `kproxy run`
 #
-# Needs: root (CAP_NET_ADMIN), iproute2, nftables; curl is used for kproxy's /healthz if present.
+# Needs: root (CAP_NET_ADMIN), iproute2, nftables.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -127,8 +127,8 @@ start_kproxy
 ready=""
 for _ in $(seq 150); do
     if ! kill -0 "$KPROXY_PID" 2>/dev/null; then break; fi
-    if command -v curl >/dev/null &&
-        ip netns exec "$NODE_NS" curl -fsS -m 1 -o /dev/null http://127.0.0.1:10256/healthz 2>/dev/null; then
+    if ip netns exec "$NODE_NS" "$BIN/testpod" http --path /healthz --timeout-ms 500 127.0.0.1:10256 2>/dev/null |
+        grep -q '"status":200'; then
         ready=yes; break
     fi
     if ip netns exec "$NODE_NS" nft list tables 2>/dev/null | grep -q .; then ready=yes; sleep 0.5; break; fi

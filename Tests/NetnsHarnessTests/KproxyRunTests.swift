@@ -60,6 +60,64 @@ struct KproxyRunTests {
         return text
     }
 
+    /// A LoadBalancer with `externalTrafficPolicy: Local`, a health-check node port and source ranges,
+    /// with one endpoint on this node and one on the other.
+    static func checkoutManifest(_ c: Cluster, local: Bool) -> String {
+        var endpoints = "- {addresses: [\"\(c.pod("remote").ipv4!)\"], nodeName: \(c.options.remoteNodeName)}\n"
+        if local { endpoints += "- {addresses: [\"\(c.pod("local").ipv4!)\"], nodeName: \(c.options.nodeName)}\n" }
+        return """
+            apiVersion: v1
+            kind: Service
+            metadata: {name: checkout, namespace: shop}
+            spec:
+              type: LoadBalancer
+              clusterIP: 10.96.100.13
+              externalTrafficPolicy: Local
+              healthCheckNodePort: 32100
+              loadBalancerSourceRanges: [198.51.100.0/24]
+              ports: [{name: https, port: 443, targetPort: 8443, nodePort: 32443, protocol: TCP}]
+            status:
+              loadBalancer:
+                ingress: [{ip: 203.0.113.11}]
+            ---
+            apiVersion: discovery.k8s.io/v1
+            kind: EndpointSlice
+            metadata: {name: checkout-1, namespace: shop, labels: {kubernetes.io/service-name: checkout}}
+            addressType: IPv4
+            ports: [{name: https, port: 8443, protocol: TCP}]
+            endpoints:
+
+            """ + endpoints
+    }
+
+    @Test func localPolicyKeepsTheClientAddressAndSourceRangesKeepOthersOut() async throws {
+        let clients = [ClientSpec("client"), ClientSpec("allowed", ipv4: "198.51.100.7"), ClientSpec("denied", ipv4: "192.0.2.10")]
+        try await Cluster.with(pods: [PodSpec("local", tcp: [8443], families: [.ipv4]),
+                                      PodSpec("remote", on: .remote, tcp: [8443], families: [.ipv4])],
+                               clients: clients) { c in
+            try c.writeManifest("checkout.yaml", Self.checkoutManifest(c, local: true))
+            let kproxy = try c.runKproxy()
+            // Inside the cluster the service spreads over both endpoints.
+            try c.waitForQuery(from: c.node, "10.96.100.13", 443, count: 16) { $0.names == ["local", "remote"] }
+            // From outside, only the local endpoint, and it sees the client's own address.
+            let nodePort = try c.waitForQuery(from: c.client().namespace, AddressPlan.nodeIPv4, 32443, count: 12) { $0.answered == 12 }
+            #expect(nodePort.answers == ["local": PodAnswers(count: 12, sources: [c.client().ipv4])], "\(nodePort)")
+            let allowed = try c.waitForQuery(from: c.client("allowed").namespace, "203.0.113.11", 443, count: 8) { $0.answered == 8 }
+            #expect(allowed.answers == ["local": PodAnswers(count: 8, sources: ["198.51.100.7"])], "\(allowed)")
+            let denied = try c.query(from: c.client("denied").namespace, "203.0.113.11", 443, count: 4, timeoutMs: 500, parallel: 4)
+            #expect(denied.answered == 0, "outside loadBalancerSourceRanges: \(denied)")
+            // The health-check node port tells load balancers whether this node has local endpoints.
+            #expect(Cluster.waitUntil(timeout: 10) {
+                (try? c.httpGet(from: c.client().namespace, AddressPlan.nodeIPv4, 32100, path: "/"))?.status == 200
+            })
+            try c.writeManifest("checkout.yaml", Self.checkoutManifest(c, local: false))
+            #expect(Cluster.waitUntil(timeout: 10) {
+                (try? c.httpGet(from: c.client().namespace, AddressPlan.nodeIPv4, 32100, path: "/"))?.status == 503
+            }, "\(kproxy.output)")
+            #expect(kproxy.stop() == 0, "\(kproxy.output)")
+        }
+    }
+
     @Test func servesFollowsEditsAndRestartsWithoutLosingAConnection() async throws {
         try await Cluster.with(pods: [PodSpec("web-a"), PodSpec("web-b", on: .remote)]) { c in
             try c.writeManifest("web.yaml", Self.webManifest(c, ["web-a", "web-b"]))

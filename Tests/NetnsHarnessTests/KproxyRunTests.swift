@@ -118,6 +118,51 @@ struct KproxyRunTests {
         }
     }
 
+    static func dnsManifest(_ c: Cluster, _ pods: [String]) -> String {
+        var text = """
+            apiVersion: v1
+            kind: Service
+            metadata: {name: dns, namespace: kube-system}
+            spec:
+              clusterIP: 10.96.0.10
+              ports: [{name: dns, port: 53, targetPort: 5353, protocol: UDP}]
+            ---
+            apiVersion: discovery.k8s.io/v1
+            kind: EndpointSlice
+            metadata: {name: dns-1, namespace: kube-system, labels: {kubernetes.io/service-name: dns}}
+            addressType: IPv4
+            ports: [{name: dns, port: 5353, protocol: UDP}]
+            endpoints:
+
+            """
+        for name in pods {
+            let pod = c.pod(name)
+            let node = pod.placement == .local ? c.options.nodeName : c.options.remoteNodeName
+            text += "- {addresses: [\"\(pod.ipv4!)\"], nodeName: \(node)}\n"
+        }
+        return text
+    }
+
+    @Test func udpFlowsLeaveARemovedEndpointEvenWhileItStillAnswers() async throws {
+        // kube-proxy's UDP conntrack cleanup: each flow keeps its source port, so only deleting the
+        // flow's conntrack entry moves it off an endpoint that left the service (the pod still runs).
+        try await Cluster.with(pods: [PodSpec("dns-a", tcp: [], udp: [5353], families: [.ipv4]),
+                                      PodSpec("dns-b", on: .remote, tcp: [], udp: [5353], families: [.ipv4])]) { c in
+            try c.writeManifest("dns.yaml", Self.dnsManifest(c, ["dns-a", "dns-b"]))
+            let kproxy = try c.runKproxy()
+            try c.waitForQuery(from: c.client().namespace, "10.96.0.10", 53, .udp, count: 16) { $0.names == ["dns-a", "dns-b"] }
+            let flows = try c.startStream(from: c.client().namespace, "10.96.0.10", 53, .udp,
+                                          connections: 8, seconds: 5, intervalMs: 50, timeoutMs: 300)
+            #expect(try flows.waitUntilOpened() == 8)
+            try await Task.sleep(for: .milliseconds(500))
+            try c.writeManifest("dns.yaml", Self.dnsManifest(c, ["dns-b"]))
+            let report = try flows.finish()
+            #expect(report.lastAnswers == Array(repeating: "dns-b", count: 8), "\(report)\n\(kproxy.output)")
+            #expect(report.answers["dns-a", default: PodAnswers()].count > 0, "no flow started on dns-a: \(report)")
+            #expect(kproxy.stop() == 0, "\(kproxy.output)")
+        }
+    }
+
     @Test func servesFollowsEditsAndRestartsWithoutLosingAConnection() async throws {
         try await Cluster.with(pods: [PodSpec("web-a"), PodSpec("web-b", on: .remote)]) { c in
             try c.writeManifest("web.yaml", Self.webManifest(c, ["web-a", "web-b"]))

@@ -204,6 +204,16 @@ public struct QueryHandle: Sendable {
     /// Waits for the query to end and returns its report.
     public func finish() throws -> QueryReport {
         if child.wait(timeout: budget) == nil { child.stop() }
+        return try report()
+    }
+
+    /// Ends the query now (SIGTERM: the attempts made so far are reported) and returns its report.
+    public func stop() throws -> QueryReport {
+        child.stop(grace: 10)
+        return try report()
+    }
+
+    private func report() throws -> QueryReport {
         let output = child.output
         guard let line = output.split(separator: "\n").last(where: { $0.hasPrefix("{") }) else {
             throw HarnessError("testpod query printed no report:\n\(output)")

@@ -53,13 +53,16 @@ public struct Probe: Sendable {
     }
 
     /// `count` attempts, `parallel` at a time (attempts run in order when `parallel` is 1), with
-    /// `intervalMs` between the attempts of one worker.
-    public func run(count: Int, parallel: Int = 1, intervalMs: Int = 0) -> QueryReport {
+    /// `intervalMs` between the attempts of one worker. When `shouldStop` turns true no further
+    /// attempt starts and the report covers the attempts made.
+    public func run(count: Int, parallel: Int = 1, intervalMs: Int = 0,
+                    shouldStop: @escaping @Sendable () -> Bool = { false }) -> QueryReport {
         var report = QueryReport(target: target.description, protocol: proto)
         let workers = max(1, min(parallel, count))
         if workers == 1 {
             for i in 0..<count {
                 if i > 0 && intervalMs > 0 { usleep(UInt32(intervalMs) * 1000) }
+                if shouldStop() { break }
                 report.record(attempt())
             }
             return report
@@ -72,6 +75,7 @@ public struct Probe: Sendable {
                 for i in stride(from: w, to: count, by: workers) {
                     if !first && intervalMs > 0 { usleep(UInt32(intervalMs) * 1000) }
                     first = false
+                    if shouldStop() { break }
                     results.set(i, probe.attempt())
                 }
                 results.finishWorker()
@@ -114,6 +118,6 @@ final class OutcomeSlots: @unchecked Sendable {
     func all() -> [ProbeOutcome] {
         condition.lock()
         defer { condition.unlock() }
-        return slots.map { $0 ?? .error("lost") }
+        return slots.compactMap { $0 }  // attempts never made (stopped early) are not reported
     }
 }

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import ArgumentParser
 import Foundation
 import TestpodKit
@@ -10,6 +13,8 @@ struct QueryCommand: ParsableCommand {
             Every attempt uses a new socket (a new source port). The report counts answers per pod with \
             the source addresses the pod saw, and refusals (ECONNREFUSED: TCP reset or ICMP port \
             unreachable), unreachables (ICMP host/net unreachable), timeouts (blackholed) and resets.
+
+            SIGTERM or SIGINT stops it early; the attempts made are still reported.
 
             Example: testpod query --count 20 --timeout-ms 500 10.96.0.10:80
                      testpod query --udp --count 5 [fd00:10:96::a]:53
@@ -40,9 +45,11 @@ struct QueryCommand: ParsableCommand {
 
     func run() throws {
         signal(SIGPIPE, SIG_IGN)
+        stopOnSIGTERM()
         let probe = Probe(target: target.address, proto: target.proto, source: target.sourceAddress,
                           timeoutMs: target.timeoutMs)
-        let report = probe.run(count: count, parallel: parallel, intervalMs: intervalMs)
+        let report = probe.run(count: count, parallel: parallel, intervalMs: intervalMs,
+                               shouldStop: { isStopRequested() })
         switch format {
         case .json: try printJSON(report)
         case .text: print(report.summary)

@@ -7,9 +7,6 @@ import ArgumentParser
 import Foundation
 import TestpodKit
 
-/// Set by SIGTERM/SIGINT: `stream` then stops early and still prints its report.
-nonisolated(unsafe) private var stopRequested: sig_atomic_t = 0
-
 struct StreamCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "stream",
@@ -46,12 +43,11 @@ struct StreamCommand: ParsableCommand {
 
     func run() throws {
         signal(SIGPIPE, SIG_IGN)
-        signal(SIGTERM) { _ in stopRequested = 1 }
-        signal(SIGINT) { _ in stopRequested = 1 }
+        stopOnSIGTERM()
         let hold = Hold(target: target.address, proto: target.proto, source: target.sourceAddress,
                         connections: connections, seconds: seconds, intervalMs: intervalMs,
                         timeoutMs: target.timeoutMs)
-        let report = hold.run(shouldStop: { stopRequested != 0 }, opened: { n in
+        let report = hold.run(shouldStop: { isStopRequested() }, opened: { n in
             // A progress line (not JSON) that lets a harness wait until the flows exist.
             FileHandle.standardOutput.write(Data("opened \(n) of \(connections)\n".utf8))
         })

@@ -71,3 +71,13 @@ func parsePorts(_ lists: [String], _ flag: String) throws -> [UInt16] {
         return p
     }
 }
+
+/// Set by SIGTERM/SIGINT: `query` and `stream` then stop early and still print their report.
+nonisolated(unsafe) private var stopRequested: sig_atomic_t = 0
+
+func stopOnSIGTERM() {
+    signal(SIGTERM) { _ in stopRequested = 1 }
+    signal(SIGINT) { _ in stopRequested = 1 }
+}
+
+func isStopRequested() -> Bool { stopRequested != 0 }

@@ -152,13 +152,20 @@ struct KproxyRunTests {
             let kproxy = try c.runKproxy()
             try c.waitForQuery(from: c.client().namespace, "10.96.0.10", 53, .udp, count: 16) { $0.names == ["dns-a", "dns-b"] }
             let flows = try c.startStream(from: c.client().namespace, "10.96.0.10", 53, .udp,
-                                          connections: 8, seconds: 5, intervalMs: 50, timeoutMs: 300)
-            #expect(try flows.waitUntilOpened() == 8)
-            try await Task.sleep(for: .milliseconds(500))
+                                          connections: 16, seconds: 120, intervalMs: 50, timeoutMs: 300)
+            #expect(try flows.waitUntilOpened() == 16)
+            let dnsA = c.pod("dns-a").ipv4!
+            func flowsOnA() throws -> [String] {
+                try c.conntrackEntries().filter { $0.contains("dst=10.96.0.10") && $0.contains("src=\(dnsA) ") }
+            }
+            #expect(try !flowsOnA().isEmpty, "no flow started on dns-a")
             try c.writeManifest("dns.yaml", Self.dnsManifest(c, ["dns-b"]))
-            let report = try flows.finish()
-            #expect(report.lastAnswers == Array(repeating: "dns-b", count: 8), "\(report)\n\(kproxy.output)")
-            #expect(report.answers["dns-a", default: PodAnswers()].count > 0, "no flow started on dns-a: \(report)")
+            // kproxy deletes the flows' entries; their next datagrams make new ones, to dns-b.
+            let moved = try Cluster.waitUntil(timeout: 15) { try flowsOnA().isEmpty }
+            #expect(moved, "entries still on dns-a: \((try? flowsOnA()) ?? [])\n\(kproxy.output)")
+            pause(ms: 300)
+            let report = try flows.stop()
+            #expect(report.lastAnswers == Array(repeating: "dns-b", count: 16), "\(report)\n\(kproxy.output)")
             #expect(kproxy.stop() == 0, "\(kproxy.output)")
         }
     }
@@ -176,16 +183,21 @@ struct KproxyRunTests {
             }
 
             // A restart under steady traffic: the rules stay while kproxy is down and after it is back.
+            // The stream and the new connections run until stopped, so they span the restart however
+            // late this thread runs.
             let stream = try c.startStream(from: c.client().namespace, "10.96.100.10", 80,
-                                           connections: 8, seconds: 4, intervalMs: 50)
+                                           connections: 8, seconds: 120, intervalMs: 50)
             #expect(try stream.waitUntilOpened() == 8)
-            let fresh = try c.startQuery(from: c.client().namespace, "10.96.100.10", 80, count: 40, intervalMs: 50)
+            let fresh = try c.startQuery(from: c.client().namespace, "10.96.100.10", 80, count: 2000, intervalMs: 20)
             #expect(first.stop() == 0, "\(first.output)")
-            try await Task.sleep(for: .milliseconds(300))
+            pause(ms: 300)
             let second = try c.runKproxy()
-            let report = try stream.finish()
+            #expect(Cluster.waitUntil(timeout: 15) { (try? c.httpGet(from: c.node, "127.0.0.1", 10256, path: "/healthz"))?.status == 200 },
+                    "restarted kproxy's /healthz: \(second.output)")
+            pause(ms: 500)
+            let report = try stream.stop()
             #expect(report.isClean, "\(report)\n\(c.diagnostics())")
-            let newConnections = try fresh.finish()
+            let newConnections = try fresh.stop()
             #expect(newConnections.failed == 0, "new connections during the restart: \(newConnections)")
 
             // An edit: web-b leaves the slice; new connections go to web-a only.

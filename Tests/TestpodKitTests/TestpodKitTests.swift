@@ -115,6 +115,15 @@ import Testing
         #expect(report.refused == 2, "\(report)")
     }
 
+    @Test func aStoppedQueryReportsOnlyTheAttemptsMade() throws {
+        let server = Server(name: "p")
+        let port = try server.serveStream(port: 0)
+        let probe = Probe(target: SocketAddress(ip: "127.0.0.1", port: port)!, proto: .tcp)
+        #expect(probe.run(count: 50, shouldStop: { true }).count == 0)
+        #expect(probe.run(count: 50, parallel: 5, shouldStop: { true }).count == 0)
+        #expect(probe.run(count: 4, parallel: 2).answered == 4)
+    }
+
     @Test func holdKeepsConnectionsAndReportsNoFailure() throws {
         let server = Server(name: "steady")
         let port = try server.serveStream(port: 0)

@@ -68,6 +68,28 @@ let package = Package(
             .product(name: "Yams", package: "Yams"),
         ]),
 
+        // The pod and client of the end-to-end tests: answers with its name, reports who answered.
+        .target(name: "TestpodKit"),
+        .executableTarget(name: "testpod", dependencies: [
+            "TestpodKit",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        // A small cluster in network namespaces (node, pods, remote node, clients) for data-plane tests
+        // and the sandbox demo. Needs root; tests skip without it.
+        .target(name: "NetnsHarness", dependencies: ["TestpodKit", "NetworkTypes"]),
+        // The demo's sandbox: a pod for every endpoint of a manifest folder (scripts/demo.sh).
+        .executableTarget(name: "kproxy-sandbox", dependencies: [
+            "NetnsHarness", "KubeObjects", "ObjectSources", "NetworkTypes",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+
+        .testTarget(name: "TestpodKitTests", dependencies: ["TestpodKit"]),
+        // Depends on testpod so that `swift test` builds the binary the harness starts in pods.
+        .testTarget(name: "NetnsHarnessTests", dependencies: [
+            "NetnsHarness", "TestpodKit", "testpod", "kproxy-sandbox", "KubeObjects", "NetworkTypes",
+        ]),
+
         .testTarget(name: "NetworkTypesTests", dependencies: ["NetworkTypes"]),
         // Fixtures: real `kubectl get -o yaml|json` output and API server lists, read with Bundle.module.
         .testTarget(name: "KubeObjectsTests", dependencies: ["KubeObjects", "NetworkTypes"],

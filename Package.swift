@@ -18,6 +18,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.3"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         // IP addresses, CIDRs, protocols: the vocabulary shared by every other module.
@@ -35,10 +38,17 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "HashTreeCollections", package: "swift-collections"),
         ]),
-        // Where objects come from: the manifest folder (embedded default).
+        // Where objects come from: the manifest folder (embedded default) or a Kubernetes API server
+        // (list + watch over AsyncHTTPClient, in-cluster or kubeconfig auth).
         .target(name: "ObjectSources", dependencies: [
             "KubeObjects",
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "Yams", package: "Yams"),
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOFoundationCompat", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
         ]),
         // The command line: `kproxy table`, …
         .executableTarget(name: "kproxy", dependencies: [
@@ -53,5 +63,11 @@ let package = Package(
         .testTarget(name: "ServiceTableTests", dependencies: ["ServiceTable"]),
         .testTarget(name: "ControllerTests", dependencies: ["Controller", "KubeObjects", "ServiceTable"]),
         .testTarget(name: "ObjectSourcesTests", dependencies: ["ObjectSources", "KubeObjects"]),
+        // Against a real kube-apiserver built by scripts/kube-apiserver.sh (etcd + apiserver on loopback).
+        .testTarget(name: "KubeAPISourceTests", dependencies: [
+            "ObjectSources", "KubeObjects", "Controller", "ServiceTable",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOCore", package: "swift-nio"),
+        ]),
     ]
 )

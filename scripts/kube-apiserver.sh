@@ -16,7 +16,8 @@
 # (its own file under /etc/apt/sources.list.d) to fetch the source. Nothing lands in the repository:
 #   KPROXY_TEST_CACHE (default /var/cache/kproxy-test) holds the source, the Go cache and the binary.
 # KPROXY_OWNER_PID=PID with `start`: a watchdog stops everything when that process ends (a crashed test run).
-# The first build takes ~5.5 min on 2 idle cores (longer on a busy machine); it is serialised with flock, so
+# The first build takes ~5.5 min on 2 idle cores (11 min measured with other builds running), ~2.5 GB of
+# disk; it is serialised with flock, so
 # parallel test runs wait for one build instead of starting two.
 set -euo pipefail
 
@@ -69,6 +70,8 @@ build() {
   if ! src=$(ls -d "$CACHE"/src/kubernetes-*/ 2>/dev/null | head -1) || [ -z "$src" ]; then
     log "fetching the Debian kubernetes source package"
     mkdir -p "$CACHE/src"
+    # apt downloads as the _apt user when it can write there (else it warns and downloads as root).
+    if id _apt >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then chown _apt "$CACHE/src"; fi
     (cd "$CACHE/src" && apt-get source -qq kubernetes >/dev/null)
     src=$(ls -d "$CACHE"/src/kubernetes-*/ | head -1)
   fi

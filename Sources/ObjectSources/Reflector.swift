@@ -41,6 +41,10 @@ actor Reflector {
     private(set) var store: [ObjectID: KubeObject] = [:]
     private(set) var resourceVersion = ""
     private var path = ""
+    /// When the current watch got its 200, and how many events it delivered: a watch that worked
+    /// for a while before it dropped starts the backoff afresh.
+    private var watchEstablished: ContinuousClock.Instant?
+    private var watchEvents = 0
 
     init(spec: ResourceSpec, client: KubeAPIClient, options: KubeAPISourceOptions, logger: Logger, stats: StatisticsBox) {
         self.spec = spec
@@ -119,7 +123,7 @@ actor Reflector {
         resourceVersion = listVersion
         stats.update {
             $0.lists += 1
-            if spec.kind == .endpointSlice { $0.endpointSliceAPIVersion = String(path.split(separator: "/")[2...3].joined(separator: "/")) }
+            if spec.kind == .endpointSlice { $0.endpointSliceAPIVersion = path.split(separator: "/")[1...2].joined(separator: "/") }
         }
         logger.debug("listed", metadata: ["objects": "\(next.count)", "resourceVersion": "\(listVersion)",
                                           "changes": "\(events.count)"])
@@ -174,6 +178,11 @@ actor Reflector {
                 guard await relist(emit: emit) else { return }
             } catch {
                 if Task.isCancelled || error is CancellationError { return }
+                if let established = watchEstablished,
+                   watchEvents > 0 || ContinuousClock.now - established > .seconds(10) {
+                    backoff.reset()
+                }
+                watchEstablished = nil
                 let wait = backoff.next()
                 stats.update { $0.errors += 1 }
                 if case KubeAPIError.http(let status, _) = error {
@@ -205,18 +214,20 @@ actor Reflector {
             ("timeoutSeconds", "\(timeout)"),
         ]
         stats.update { $0.watches += 1 }
+        watchEstablished = nil
+        watchEvents = 0
         let response = try await client.stream(path: path, query: query, deadline: .now() + .seconds(Int64(timeout) + 30))
         guard response.status == .ok else {
             let body = (try? await response.body.collect(upTo: 1 << 20)) ?? ByteBuffer()
             throw KubeAPIError.from(status: response.status, body: body)
         }
+        watchEstablished = .now
         var decoder = WatchStreamDecoder(kind: spec.kind)
-        var seen = 0
         for try await chunk in response.body {
-            seen += try apply(decoder.feed(chunk), emit: emit)
+            watchEvents += try apply(decoder.feed(chunk), emit: emit)
         }
-        seen += try apply(decoder.finish(), emit: emit)
-        return seen
+        watchEvents += try apply(decoder.finish(), emit: emit)
+        return watchEvents
     }
 
     /// Applies decoded watch events to the store and emits the resulting changes as one batch.

@@ -131,7 +131,7 @@ enum Manifest {
     static func slice(_ ns: String, _ name: String, service: String, addresses: [String], node: String = "node-a",
                       labels: [String: String] = [:], ready: Bool = true) -> String {
         var all = labels
-        all[WellKnownLabels.serviceName] = service
+        if !service.isEmpty { all[WellKnownLabels.serviceName] = service }
         let endpoints = addresses.map {
             "- addresses: [\"\($0)\"]\n  conditions: {ready: \(ready)}\n  topology: {kubernetes.io/hostname: \(node)}\n"
         }.joined()

@@ -19,9 +19,10 @@ struct KubeAPISourceTests {
         return ns
     }
 
-    func startSource(_ options: KubeAPISourceOptions = fastOptions(), kubeconfig: String? = nil) async throws
-        -> (KubeAPISource, EventRecorder) {
-        let config = try KubeClientConfig.kubeconfig(file: kubeconfig ?? server.kubeconfig)
+    func startSource(_ options: KubeAPISourceOptions = fastOptions(), kubeconfig: String? = nil,
+                     through proxy: CuttableProxy? = nil) async throws -> (KubeAPISource, EventRecorder) {
+        var config = try KubeClientConfig.kubeconfig(file: kubeconfig ?? server.kubeconfig)
+        if let proxy { config.server = "https://127.0.0.1:\(proxy.port)" }
         let source = try KubeAPISource(config: config, options: options, logger: testLogger)
         let recorder = EventRecorder()
         await recorder.consume(source.watch())
@@ -75,7 +76,55 @@ struct KubeAPISourceTests {
         guard case .node(let node)? = await recorder.object(.node, "", "node-a") else { Issue.record("no node"); return }
         #expect(node.zone == "zone-1")
         try await converges(recorder, ns)
+
+        // This node's zone changes: the Node is updated; the other node's changes are not seen.
+        try await server.kubectl("label", "node", "node-a", "--overwrite", "topology.kubernetes.io/zone=zone-9")
+        try await server.kubectl("label", "node", "node-b", "--overwrite", "topology.kubernetes.io/zone=zone-8")
+        try await eventually("node-a's new zone") {
+            guard case .node(let n)? = await recorder.object(.node, "", "node-a") else { return false }
+            return n.zone == "zone-9"
+        }
         try await server.kubectl("delete", "node", "node-a", "node-b")
+        try await eventually("node-a deleted") { await recorder.object(.node, "", "node-a") == nil }
+        #expect(await recorder.events.filter { $0.id.description == "Node node-b" }.isEmpty)
+    }
+
+    @Test func objectsKproxyCannotUseAreSkippedAndTheStreamGoesOn() async throws {
+        let ns = try await namespace("bad")
+        // The API accepts a slice without the kubernetes.io/service-name label; kproxy (like kube-proxy)
+        // cannot attach it to a service.
+        try await server.apply(Manifest.slice(ns, "orphan-1", service: "", addresses: ["10.8.0.1"]))
+        let (source, recorder) = try await startSource()
+        defer { Task { await recorder.stop() } }
+        try await eventually("initial list") { await !recorder.batches.isEmpty }
+        #expect(await recorder.object(.endpointSlice, ns, "orphan-1") == nil)
+        let skipped = source.statistics.skippedObjects
+        #expect(skipped >= 1)
+
+        // A valid slice, then an update that breaks it: the last valid version stays.
+        try await server.apply(Manifest.service(ns, "web"))
+        try await server.apply(Manifest.slice(ns, "web-1", service: "web", addresses: ["10.8.0.2"]))
+        try await eventually("valid slice arrives") { await recorder.object(.endpointSlice, ns, "web-1") != nil }
+        let valid = await recorder.object(.endpointSlice, ns, "web-1")
+        try await server.kubectl("label", "endpointslices.v1beta1.discovery.k8s.io", "web-1", "-n", ns,
+                                 "\(WellKnownLabels.serviceName)-")
+        try await server.apply(Manifest.service(ns, "after"))
+        try await eventually("the stream goes on") { await recorder.object(.service, ns, "after") != nil }
+        #expect(await recorder.object(.endpointSlice, ns, "web-1") == valid, "the last valid version stays")
+        #expect(source.statistics.skippedObjects == skipped + 1)
+        #expect(await recorder.duplicates == [])
+    }
+
+    @Test func stoppingTheConsumerStopsTheSource() async throws {
+        let (source, recorder) = try await startSource(fastOptions(watchTimeout: 1...1))
+        try await eventually("initial list") { await !recorder.batches.isEmpty }
+        try await Task.sleep(for: .seconds(2))
+        #expect(source.statistics.watches > 2)
+        await recorder.stop()
+        try await Task.sleep(for: .seconds(1))
+        let watches = source.statistics.watches
+        try await Task.sleep(for: .seconds(3))
+        #expect(source.statistics.watches == watches, "no watch is made once the consumer is gone")
     }
 
     @Test func watchSeesCreateScaleAndDelete() async throws {
@@ -206,11 +255,35 @@ struct KubeAPISourceTests {
         }
         try await converges(recorder, ns)
         let stats = source.statistics
+        print("server-ended watches: \(stats)")
         #expect(stats.watches >= 6, "watches were ended and resumed: \(stats)")
         #expect(stats.relists == 0, "resumed from the last resourceVersion, no relist: \(stats)")
         #expect(stats.bookmarks > 0, "the apiserver sent bookmarks before ending watches: \(stats)")
         // Each service's history is exactly its changes: svc-1 was applied at i = 1, 4, 7.
         #expect(await recorder.history(.service, ns, "svc-1").count == 3)
+    }
+
+    @Test func droppedConnectionsResumeFromTheLastResourceVersion() async throws {
+        let ns = try await namespace("drop")
+        let proxy = try CuttableProxy(upstreamPort: try server.port)
+        defer { proxy.stop() }
+        try await server.apply(Manifest.service(ns, "one"))
+        let (source, recorder) = try await startSource(through: proxy)
+        defer { Task { await recorder.stop() } }
+        try await converges(recorder, ns)
+
+        for round in 0..<3 {
+            proxy.cutAll()
+            // Changes made while the source reconnects: the apiserver's watch cache still has them.
+            try await server.apply(Manifest.service(ns, "one", port: 81 + round))
+            try await server.apply(Manifest.slice(ns, "one-1", service: "one", addresses: (0...round).map { "10.9.0.\($0 + 1)" }))
+            try await converges(recorder, ns)
+        }
+        let stats = source.statistics
+        print("dropped connections: \(stats)")
+        #expect(stats.errors >= 3, "the connections were cut: \(stats)")
+        #expect(stats.relists == 0, "resumed from the last resourceVersion, nothing listed again: \(stats)")
+        #expect(await recorder.history(.service, ns, "one").count == 4)
     }
 
     @Test func survivesAnAPIServerRestart() async throws {
@@ -226,6 +299,7 @@ struct KubeAPISourceTests {
         try await server.kubectl("delete", "service", "before", "-n", ns)
         try await converges(recorder, ns)
         #expect(source.statistics.errors + source.statistics.expired > 0, "the watch was cut: \(source.statistics)")
+        print("restart: \(source.statistics)")
         #expect(await recorder.history(.service, ns, "before").count == 2, "upsert, delete")
     }
 
@@ -253,6 +327,7 @@ struct KubeAPISourceTests {
 
         try await converges(recorder, ns, timeout: .seconds(60))
         let stats = source.statistics
+        print("compaction: \(stats)")
         #expect(stats.expired >= 1, "the old resourceVersion was refused with 410: \(stats)")
         #expect(stats.relists >= 1, "\(stats)")
         #expect(await recorder.history(.service, ns, "goes").count == 2, "upsert, then the delete found by relisting")

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Foundation
 import KubeObjects
 import Testing
@@ -80,50 +83,60 @@ final class TestAPIServer: Sendable {
         try await kubectl("apply", "-f", "-", stdin: yaml, kubeconfig: kubeconfig)
     }
 
+    /// The port kube-apiserver (the first one) listens on.
+    var port: UInt16 {
+        get throws {
+            let text = try String(contentsOfFile: directory + "/apiserver-1.port", encoding: .utf8)
+            guard let p = UInt16(text.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+                throw TestServerError(message: "no apiserver port in \(directory)")
+            }
+            return p
+        }
+    }
+
     func clientConfig() throws -> KubeClientConfig {
         try KubeClientConfig.kubeconfig(file: kubeconfig)
     }
 
     struct Output { var status: Int32; var stdout: String; var stderr: String }
 
+    /// Runs a command with posix_spawn and polls for its exit: no thread is blocked, and no reliance
+    /// on Foundation's Process (whose exit notification never came here for a script leaving
+    /// daemons behind). Output goes through temporary files.
     static func run(_ argv: [String], stdin: String? = nil, environment: [String: String] = [:]) async throws -> Output {
-        try await withCheckedThrowingContinuation { continuation in
-            DispatchQueue.global().async {
-                do {
-                    let p = Process()
-                    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-                    p.arguments = argv
-                    var env = ProcessInfo.processInfo.environment
-                    env.merge(environment) { $1 }
-                    p.environment = env
-                    let out = Pipe(), err = Pipe(), input = Pipe()
-                    p.standardOutput = out
-                    p.standardError = err
-                    p.standardInput = input
-                    try p.run()
-                    if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
-                    try? input.fileHandleForWriting.close()
-                    // Read both pipes concurrently so neither fills up.
-                    final class Box: @unchecked Sendable { var data = Data() }
-                    let errBox = Box()
-                    let group = DispatchGroup()
-                    group.enter()
-                    DispatchQueue.global().async {
-                        errBox.data = err.fileHandleForReading.readDataToEndOfFile()
-                        group.leave()
-                    }
-                    let outData = out.fileHandleForReading.readDataToEndOfFile()
-                    group.wait()
-                    let errData = errBox.data
-                    p.waitUntilExit()
-                    continuation.resume(returning: Output(status: p.terminationStatus,
-                                                          stdout: String(decoding: outData, as: UTF8.self),
-                                                          stderr: String(decoding: errData, as: UTF8.self)))
-                } catch {
-                    continuation.resume(throwing: error)
-                }
-            }
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("kproxy-run-\(UUID().uuidString)").path
+        let inPath = base + ".in", outPath = base + ".out", errPath = base + ".err"
+        try Data((stdin ?? "").utf8).write(to: URL(fileURLWithPath: inPath))
+        defer { for f in [inPath, outPath, errPath] { try? FileManager.default.removeItem(atPath: f) } }
+
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, inPath, O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+
+        var env = ProcessInfo.processInfo.environment
+        env.merge(environment) { $1 }
+        let args = ["/usr/bin/env"] + argv
+        let cArgs = args.map { strdup($0) } + [nil]
+        let cEnv = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { (cArgs + cEnv).forEach { free($0) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, "/usr/bin/env", &actions, nil, cArgs, cEnv)
+        guard rc == 0 else { throw TestServerError(message: "cannot run \(argv[0]): errno \(rc)") }
+
+        var status: Int32 = 0
+        while true {
+            let r = waitpid(pid, &status, WNOHANG)
+            if r == pid { break }
+            if r < 0 && errno != EINTR { throw TestServerError(message: "waitpid failed: errno \(errno)") }
+            do { try await Task.sleep(for: .milliseconds(50)) } catch { usleep(50_000) }  // cancelled: still reap it
         }
+        let exitCode: Int32 = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        let out = FileManager.default.contents(atPath: outPath) ?? Data()
+        let err = FileManager.default.contents(atPath: errPath) ?? Data()
+        return Output(status: exitCode, stdout: String(decoding: out, as: UTF8.self), stderr: String(decoding: err, as: UTF8.self))
     }
 }
 

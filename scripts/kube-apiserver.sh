@@ -4,6 +4,8 @@
 #   scripts/kube-apiserver.sh build        build kube-apiserver once; later runs reuse the cached binary
 #   scripts/kube-apiserver.sh start [DIR]  run etcd + kube-apiserver on 127.0.0.1 (random free ports) with a
 #                                          throw-away CA, a static admin token and RBAC; prints KUBECONFIG=…
+#                                          (DIR/kubeconfig: admin token; kubeconfig-cert: admin client
+#                                          certificate; kubeconfig-proxier: user system:kube-proxy)
 #   scripts/kube-apiserver.sh stop DIR     stop what `start DIR` started and delete DIR
 #   scripts/kube-apiserver.sh restart DIR  stop kube-apiserver and start it again on the same port (etcd stays)
 #   scripts/kube-apiserver.sh kill DIR     stop kube-apiserver only (start it again with `restart`)
@@ -151,8 +153,17 @@ start() {
     openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
       -extfile server.ext -out server.crt 2>/dev/null
     openssl genrsa -out sa.key 2048 2>/dev/null
+    # A client certificate for an admin (group system:masters), for kubeconfig-cert.
+    openssl req -newkey rsa:2048 -nodes -subj "/O=system:masters/CN=kproxy-cert-admin" \
+      -keyout client.key -out client.csr 2>/dev/null
+    printf 'extendedKeyUsage=clientAuth\n' >client.ext
+    openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
+      -extfile client.ext -out client.crt 2>/dev/null
+    # The admin token, and one for the user kube-proxy runs as (RBAC role system:node-proxier).
     echo "$token,kproxy-admin,kproxy-admin,system:masters" >tokens.csv
+    echo "$(openssl rand -hex 24),system:kube-proxy,kube-proxy" >>tokens.csv
     echo "$token" >token
+    sed -n 2p tokens.csv | cut -d, -f1 >proxier-token
   )
 
   setsid etcd --name kproxy-test --data-dir "$dir/etcd" \
@@ -185,6 +196,8 @@ EOF
   echo "$api_port" >"$dir/apiserver-1.port"
   launch_apiserver "$dir" 1
   write_kubeconfig "$dir" "$api_port" "$dir/kubeconfig"
+  write_kubeconfig "$dir" "$api_port" "$dir/kubeconfig-proxier" "$(cat "$dir/proxier-token")"
+  write_cert_kubeconfig "$dir" "$api_port" "$dir/kubeconfig-cert"
   if [ -n "${KPROXY_OWNER_PID:-}" ]; then
     setsid bash "$0" watchdog "$dir" "$KPROXY_OWNER_PID" </dev/null >/dev/null 2>&1 &
   fi
@@ -206,7 +219,8 @@ launch_apiserver() {
     || { log "kube-apiserver did not become ready:"; tail -30 "$dir/apiserver-$n.log" >&2; stop "$dir"; exit 1; }
 }
 
-write_kubeconfig() { # dir, port, file
+write_kubeconfig() { # dir, port, file [token]
+  local token=${4:-$(cat "$1/token")}
   cat >"$3" <<EOF
 apiVersion: v1
 kind: Config
@@ -218,7 +232,7 @@ clusters:
 users:
 - name: kproxy-admin
   user:
-    token: $(cat "$1/token")
+    token: $token
 contexts:
 - name: kproxy-test
   context: {cluster: kproxy-test, user: kproxy-admin}
@@ -236,6 +250,27 @@ kill_pidfile() {
     kill -9 "$pid" 2>/dev/null || true
   fi
   rm -f "$f"
+}
+
+write_cert_kubeconfig() { # dir, port, file: client certificate auth, everything embedded as *-data
+  cat >"$3" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: kproxy-test
+  cluster:
+    server: https://127.0.0.1:$2
+    certificate-authority-data: $(base64 -w0 "$1/ca.crt")
+users:
+- name: kproxy-cert-admin
+  user:
+    client-certificate-data: $(base64 -w0 "$1/client.crt")
+    client-key-data: $(base64 -w0 "$1/client.key")
+contexts:
+- name: kproxy-test
+  context: {cluster: kproxy-test, user: kproxy-cert-admin}
+current-context: kproxy-test
+EOF
 }
 
 stop() {

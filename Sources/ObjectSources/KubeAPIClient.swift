@@ -133,7 +133,8 @@ enum KubeAPIError: Error, CustomStringConvertible {
 
     static func from(status: HTTPResponseStatus, body: ByteBuffer) -> KubeAPIError {
         let s = APIStatus.from(body)
-        let message = s?.description ?? String(buffer: body).prefix(200).description
+        var message = s?.message ?? s?.reason ?? String(buffer: body).prefix(200).description
+        if message == status.reasonPhrase { message = "" }
         if status.code == 410 || s?.reason == "Expired" || s?.reason == "Gone" { return .expired(message) }
         return .http(status, message)
     }

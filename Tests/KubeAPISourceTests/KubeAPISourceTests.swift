@@ -89,6 +89,47 @@ struct KubeAPISourceTests {
         #expect(await recorder.events.filter { $0.id.description == "Node node-b" }.isEmpty)
     }
 
+    @Test(arguments: ["kubeconfig-cert", "kubeconfig-proxier"])
+    func authenticatesWithAClientCertificateOrAsKubeProxy(_ kubeconfig: String) async throws {
+        // kubeconfig-cert: a client certificate, CA and key embedded as *-data.
+        // kubeconfig-proxier: the user system:kube-proxy, whose RBAC role is system:node-proxier —
+        // kproxy needs no more than kube-proxy's permissions (Node get/list/watch included).
+        let ns = try await namespace("auth")
+        try await server.apply(Manifest.service(ns, "web"))
+        try await server.apply(Manifest.node("node-auth", zone: "z"))
+        let (_, recorder) = try await startSource(fastOptions(node: "node-auth"), kubeconfig: server.directory + "/" + kubeconfig)
+        defer { Task { await recorder.stop() } }
+        try await converges(recorder, ns)
+        try await server.apply(Manifest.slice(ns, "web-1", service: "web", addresses: ["10.10.0.1"]))
+        try await converges(recorder, ns)
+        #expect(await recorder.object(.node, "", "node-auth") != nil)
+        try await server.kubectl("delete", "node", "node-auth")
+    }
+
+    @Test func inClusterTokenIsReadAgainWhenItRotates() async throws {
+        let ns = try await namespace("incluster")
+        try await server.apply(Manifest.service(ns, "web"))
+        let sa = FileManager.default.temporaryDirectory.appendingPathComponent("kproxy-sa-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: sa, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: sa) }
+        try FileManager.default.copyItem(atPath: server.directory + "/ca.crt", toPath: sa + "/ca.crt")
+        try "expired-token\n".write(toFile: sa + "/token", atomically: true, encoding: .utf8)
+        let config = try KubeClientConfig.inCluster(
+            environment: ["KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": "\(try server.port)"],
+            serviceAccountDirectory: sa)
+        let source = try KubeAPISource(config: config, options: fastOptions(), logger: testLogger)
+        let recorder = EventRecorder()
+        await recorder.consume(source.watch())
+        defer { Task { await recorder.stop() } }
+
+        try await eventually("the rejected token is retried") { source.statistics.errors >= 2 }
+        #expect(await recorder.batches.isEmpty, "nothing is reported before the initial list succeeds")
+        // The kubelet rotates the projected token: the next request uses the new one.
+        let token = try String(contentsOfFile: server.directory + "/proxier-token", encoding: .utf8)
+        try token.write(toFile: sa + "/token", atomically: true, encoding: .utf8)
+        try await converges(recorder, ns)
+    }
+
     @Test func objectsKproxyCannotUseAreSkippedAndTheStreamGoesOn() async throws {
         let ns = try await namespace("bad")
         // The API accepts a slice without the kubernetes.io/service-name label; kproxy (like kube-proxy)

@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "ServiceTable", targets: ["ServiceTable"]),
         .library(name: "KubeObjects", targets: ["KubeObjects"]),
         .library(name: "ObjectSources", targets: ["ObjectSources"]),
+        .library(name: "NFTablesDataPlane", targets: ["NFTablesDataPlane"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -21,6 +22,9 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.3"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // IP addresses, CIDRs, protocols: the vocabulary shared by every other module.
@@ -50,18 +54,37 @@ let package = Package(
             .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
         ]),
+        // libnftables, the nft front end as a library (Debian: libnftables-dev).
+        .systemLibrary(name: "CNFTables", pkgConfig: "libnftables"),
+        // libnetfilter_conntrack: conntrack entries over netlink (Debian: libnetfilter-conntrack-dev).
+        .systemLibrary(name: "CNetfilterConntrack", pkgConfig: "libnetfilter_conntrack"),
+        // The nftables data plane: renders table updates into a map-centred ruleset and applies
+        // them in process through libnftables, one atomic transaction per sync.
+        .target(name: "NFTablesDataPlane", dependencies: ["CNFTables", "CNetfilterConntrack", "ServiceTable", "NetworkTypes"]),
+        // The node agent: sources → controller → data planes, with its lifecycle.
+        .target(name: "Agent", dependencies: [
+            "Controller", "KubeObjects", "ServiceTable", "NetworkTypes",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "Yams", package: "Yams"),
+        ]),
         // The command line: `kproxy table`, …
         .executableTarget(name: "kproxy", dependencies: [
-            "Controller", "ObjectSources", "ServiceTable", "KubeObjects",
+            "Agent", "Controller", "ObjectSources", "ServiceTable", "KubeObjects", "NetworkTypes", "NFTablesDataPlane",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),
         ]),
 
         .testTarget(name: "NetworkTypesTests", dependencies: ["NetworkTypes"]),
-        .testTarget(name: "KubeObjectsTests", dependencies: ["KubeObjects"]),
+        // Fixtures: real `kubectl get -o yaml|json` output and API server lists, read with Bundle.module.
+        .testTarget(name: "KubeObjectsTests", dependencies: ["KubeObjects", "NetworkTypes"],
+                    resources: [.copy("Fixtures")]),
         .testTarget(name: "ServiceTableTests", dependencies: ["ServiceTable"]),
-        .testTarget(name: "ControllerTests", dependencies: ["Controller", "KubeObjects", "ServiceTable"]),
+        .testTarget(name: "ControllerTests", dependencies: ["Controller", "KubeObjects", "ServiceTable", "NetworkTypes"]),
+        .testTarget(name: "NFTablesDataPlaneTests", dependencies: ["NFTablesDataPlane", "ServiceTable", "NetworkTypes"]),
         .testTarget(name: "ObjectSourcesTests", dependencies: ["ObjectSources", "KubeObjects"]),
         // Against a real kube-apiserver built by scripts/kube-apiserver.sh (etcd + apiserver on loopback).
         .testTarget(name: "KubeAPISourceTests", dependencies: [
@@ -69,5 +92,6 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
         ]),
+        .testTarget(name: "AgentTests", dependencies: ["Agent", "Controller", "ServiceTable", "Yams"]),
     ]
 )

@@ -1,3 +1,4 @@
+import Foundation
 import KubeObjects
 import Logging
 import ServiceTable
@@ -11,12 +12,17 @@ public actor ProxyController {
     /// Per data plane: the table it last applied and the changes since then.
     private var applied: [ServiceTable?]
     private var pendingDiff: [TableDiff]
-    public private(set) var lastSyncError: String?
-    public private(set) var syncCount = 0
+    public private(set) var status = SyncStatus()
+    public var lastSyncError: String? { status.lastError }
+    private let observer: (any SyncObserver)?
+    /// When each change not yet programmed happened (bounded), for network programming latency.
+    private var pendingChangeTimes: [Date] = []
 
-    public init(nodeName: String, dataPlanes: [any DataPlane], logger: Logger = Logger(label: "kproxy.controller")) {
+    public init(nodeName: String, dataPlanes: [any DataPlane], observer: (any SyncObserver)? = nil,
+                logger: Logger = Logger(label: "kproxy.controller")) {
         self.builder = TableBuilder(nodeName: nodeName)
         self.dataPlanes = dataPlanes
+        self.observer = observer
         self.logger = logger
         self.applied = Array(repeating: nil, count: dataPlanes.count)
         self.pendingDiff = Array(repeating: TableDiff(), count: dataPlanes.count)
@@ -31,8 +37,19 @@ public actor ProxyController {
     /// Applies events from a source; invalid objects are logged with their name and refused.
     /// Returns whether anything is now waiting to be synced.
     @discardableResult
-    public func ingest(_ events: [ObjectEvent]) -> Bool {
+    public func ingest(_ events: [ObjectEvent], at now: Date = Date()) -> Bool {
+        var services = 0, endpoints = 0
         for event in events {
+            switch event.id.kind {
+            case .service: services += 1
+            case .endpointSlice: endpoints += 1
+            case .node: break
+            }
+            if pendingChangeTimes.count < 10_000 { pendingChangeTimes.append(Self.triggerTime(event) ?? now) }
+            if case .upsert(.service(let svc)) = event, let reason = TableBuilder.skipReason(svc),
+               reason.hasPrefix("no cluster IP") {
+                logger.warning("service skipped", metadata: ["service": "\(svc.id)", "reason": "\(reason)"])
+            }
             let problems = builder.apply(event)
             if !problems.isEmpty {
                 logger.error("refusing invalid object; its last valid version stays in force", metadata: [
@@ -41,7 +58,22 @@ public actor ProxyController {
                 ])
             }
         }
+        status.serviceChanges += services
+        status.endpointChanges += endpoints
+        if !events.isEmpty {
+            status.lastQueued = now
+            if status.oldestPendingChange == nil { status.oldestPendingChange = now }
+            observer?.changesQueued(services: services, endpoints: endpoints)
+        }
         return builder.hasPendingChanges
+    }
+
+    /// When the change behind an event happened, if the object says (the EndpointSlice controller's
+    /// `endpoints.kubernetes.io/last-change-trigger-time` annotation).
+    static func triggerTime(_ event: ObjectEvent) -> Date? {
+        guard case .upsert(.endpointSlice(let slice)) = event,
+              let text = slice.metadata.annotations?["endpoints.kubernetes.io/last-change-trigger-time"] else { return nil }
+        return ISO8601DateFormatter().date(from: text)
     }
 
     private func build() {
@@ -53,6 +85,11 @@ public actor ProxyController {
     /// Builds the table and applies it to every data plane. A data plane that fails is given a
     /// full sync next time; the error is rethrown so the runner backs off and retries.
     public func sync(_ kind: SyncKind) async throws {
+        let clock = ContinuousClock()
+        let started = clock.now
+        let startedAt = Date()
+        let programmedChanges = pendingChangeTimes
+        pendingChangeTimes.removeAll()
         build()
         let table = builder.table
         var firstError: Error?
@@ -72,11 +109,23 @@ public actor ProxyController {
                 firstError = firstError ?? error
             }
         }
-        syncCount += 1
+        status.syncs += 1
+        status.tableVersion = table.version
+        status.servicePorts = table.count
+        observer?.syncFinished(kind: kind, duration: clock.now - started, success: firstError == nil, table: table)
         if let firstError {
-            lastSyncError = "\(firstError)"
+            status.failures += 1
+            status.lastError = "\(firstError)"
+            pendingChangeTimes = programmedChanges + pendingChangeTimes
             throw firstError
         }
-        lastSyncError = nil
+        let now = Date()
+        status.lastError = nil
+        status.lastSuccess = now
+        // Changes that arrived while this sync ran are still pending.
+        status.oldestPendingChange = status.lastQueued.flatMap { $0 > startedAt ? $0 : nil }
+        if !programmedChanges.isEmpty {
+            observer?.changesProgrammed(latencies: programmedChanges.map { max(0, now.timeIntervalSince($0)) })
+        }
     }
 }

@@ -117,11 +117,18 @@ public struct TableBuilder: Sendable {
     }
 
     /// kube-proxy skips services that have no cluster IP to program, and those another proxy owns.
-    static func shouldSkip(_ svc: Service) -> Bool {
+    static func shouldSkip(_ svc: Service) -> Bool { skipReason(svc) != nil }
+
+    /// Why a service gets no table entries, or nil when it gets them.
+    public static func skipReason(_ svc: Service) -> String? {
         let spec = svc.spec
-        if spec.effectiveType == .externalName || spec.isHeadless || spec.allClusterIPs.isEmpty { return true }
-        if let owner = svc.metadata.labels?[WellKnownLabels.serviceProxyName], !owner.isEmpty { return true }
-        return false
+        if spec.effectiveType == .externalName { return "ExternalName service" }
+        if spec.isHeadless { return "headless service" }
+        if let owner = svc.metadata.labels?[WellKnownLabels.serviceProxyName], !owner.isEmpty {
+            return "handled by proxy \"\(owner)\" (\(WellKnownLabels.serviceProxyName))"
+        }
+        if spec.allClusterIPs.isEmpty { return "no cluster IP (spec.clusterIP is empty; the API server allocates one)" }
+        return nil
     }
 
     /// The table entries of one service: one per port, with its endpoints selected for this node.

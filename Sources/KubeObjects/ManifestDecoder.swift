@@ -58,10 +58,13 @@ public struct ManifestContents: Sendable {
 public enum ManifestDecoder {
     public static func decode(_ text: String, file: String? = nil) -> ManifestContents {
         var result = ManifestContents()
+        // Yams tells libyaml the text is UTF-8, and then libyaml does not skip a byte order mark
+        // (Windows editors write one): it would become part of the first key.
+        let text = text.first == "\u{FEFF}" ? String(text.dropFirst()) : text
         do {
             let parser = try Parser(yaml: text)
             while let root = try parser.nextRoot() {
-                decodeDocument(root, defaultKind: nil, file: file, into: &result)
+                decodeDocument(root, defaultKind: nil, defaultAPIVersion: nil, file: file, into: &result)
             }
         } catch let error as YamlError {
             result.syntaxError = syntaxProblem(error, file: file)
@@ -73,9 +76,16 @@ public enum ManifestDecoder {
 
     private static func syntaxProblem(_ error: YamlError, file: String?) -> ManifestProblem {
         switch error {
-        case let .scanner(context, problem, mark, _), let .parser(context, problem, mark, _),
-             let .composer(context, problem, mark, _):
-            let ctx = context.map { "\($0.text) " } ?? ""
+        case let .scanner(context, problem, mark, _):
+            // A scanner error's context is the token being read ("while scanning a quoted scalar"):
+            // an unterminated string is found at the end of the text, but is fixed where it starts.
+            let line = context?.mark.line ?? mark.line
+            let ctx = context.map { "\($0.text): " } ?? ""
+            return ManifestProblem(file: file, line: line, message: "invalid YAML: \(ctx)\(problem)")
+        case let .parser(context, problem, mark, _), let .composer(context, problem, mark, _):
+            // A parser error's context is the enclosing block, possibly far above: name it, but
+            // blame the line where the parser gave up.
+            let ctx = context.map { "\($0.text) (line \($0.mark.line)): " } ?? ""
             return ManifestProblem(file: file, line: mark.line, message: "invalid YAML: \(ctx)\(problem)")
         case let .reader(problem, _, _, _):
             return ManifestProblem(file: file, message: "unreadable text: \(problem)")
@@ -87,8 +97,10 @@ public enum ManifestDecoder {
         }
     }
 
-    private static func decodeDocument(_ node: Yams.Node, defaultKind: String?, file: String?,
-                                       into result: inout ManifestContents) {
+    /// `defaultKind` and `defaultAPIVersion` come from a typed list (`ServiceList`, `v1`): the API
+    /// server leaves them out of the items.
+    private static func decodeDocument(_ node: Yams.Node, defaultKind: String?, defaultAPIVersion: String?,
+                                       file: String?, into result: inout ManifestContents) {
         guard case .mapping = node else {
             if case .scalar(let s) = node, s.string.isEmpty || s.string == "null" { return }
             result.rejected.append((nil, ManifestProblem(file: file, line: node.mark?.line,
@@ -104,17 +116,27 @@ public enum ManifestDecoder {
         }
         if kind == "List" || kind.hasSuffix("List") {
             let itemKind = kind == "List" ? nil : String(kind.dropLast(4))
+            let itemAPIVersion = kind == "List" ? nil : node["apiVersion"]?.string
             guard case .sequence(let items)? = node["items"] else {
                 if node["items"] == nil || node["items"]?.null != nil { return }
                 result.rejected.append((nil, ManifestProblem(file: file, line: line, field: "items",
                                                              message: "a \(kind) needs a list of items")))
                 return
             }
-            for item in items { decodeDocument(item, defaultKind: itemKind, file: file, into: &result) }
+            for item in items {
+                decodeDocument(item, defaultKind: itemKind, defaultAPIVersion: itemAPIVersion, file: file, into: &result)
+            }
             return
         }
         guard let objectKind = ObjectKind(rawValue: kind) else {
             result.ignoredKinds.append(kind)
+            return
+        }
+        // Another API group's kind of the same name (Knative's serving.knative.dev/v1 Service) is
+        // not ours: skip it rather than reject it. No apiVersion at all (hand-written) is ours.
+        if let apiVersion = node["apiVersion"]?.string ?? defaultAPIVersion, !apiVersion.isEmpty,
+           !objectKind.apiVersions.contains(apiVersion) {
+            result.ignoredKinds.append("\(kind) (\(apiVersion))")
             return
         }
         let name = describe(node, kind: objectKind.rawValue)
@@ -212,9 +234,11 @@ public enum ManifestDecoder {
         var token = ""
         func step(_ key: String) -> Bool {
             if key.isEmpty { return true }
-            guard let next = node[key] else { return false }
-            node = next
-            if let l = node.mark?.line { best = l }
+            guard case .mapping(let mapping) = node,
+                  let pair = mapping.first(where: { $0.key.string == key }) else { return false }
+            node = pair.value
+            // The key's line: a block value (`spec:`, `labels:`) starts on the line below its key.
+            if let l = pair.key.mark?.line ?? node.mark?.line { best = l }
             return true
         }
         var chars = Substring(field)

@@ -42,6 +42,14 @@ public enum ObjectKind: String, Sendable, Hashable, Codable, Comparable, CaseIte
     case node = "Node"
 
     public static func < (a: ObjectKind, b: ObjectKind) -> Bool { a.rawValue < b.rawValue }
+
+    /// The `apiVersion`s this kind is read from.
+    public var apiVersions: Set<String> {
+        switch self {
+        case .service, .node: return ["v1"]
+        case .endpointSlice: return ["discovery.k8s.io/v1", "discovery.k8s.io/v1beta1"]
+        }
+    }
 }
 
 /// Identifies one object across kinds: `Service default/web`.

@@ -55,11 +55,16 @@ extension Service {
             if families.count == 2 && families[0] == families[1] {
                 errors.append(FieldError("spec.clusterIPs", "a dual-stack service needs one IPv4 and one IPv6 address"))
             }
-            if let declared = spec.ipFamilies {
-                for (i, family) in families.enumerated() where i < declared.count && declared[i] != family {
-                    errors.append(FieldError("spec.ipFamilies[\(i)]",
-                                             "is \(declared[i].rawValue) but spec.clusterIPs[\(i)] is \(family.rawValue)"))
-                }
+        }
+        // Each declared family must match the address in its position (`clusterIPs`, or just
+        // `clusterIP` when that is all there is). Invalid addresses were reported above.
+        if let declared = spec.ipFamilies {
+            let addresses = spec.clusterIPs ?? spec.clusterIP.map { [$0] } ?? []
+            for (i, text) in addresses.enumerated() where i < declared.count {
+                guard let family = IPAddress(text)?.family, family != declared[i] else { continue }
+                let source = spec.clusterIPs == nil ? "spec.clusterIP" : "spec.clusterIPs[\(i)]"
+                errors.append(FieldError("spec.ipFamilies[\(i)]",
+                                         "is \(declared[i].rawValue) but \(source) is \(family.rawValue)"))
             }
         }
         if let fams = spec.ipFamilies, fams.count == 2, fams[0] == fams[1] {
@@ -82,8 +87,8 @@ extension Service {
             let name = p.name ?? ""
             if ports.count > 1 && name.isEmpty {
                 errors.append(FieldError("\(f).name", "required when a service has more than one port"))
-            }
-            if !names.insert(name).inserted {
+            } else if !names.insert(name).inserted {
+                // As Kubernetes: a missing name is reported once, as missing, not also as a duplicate.
                 errors.append(FieldError("\(f).name", "duplicate port name \"\(name)\""))
             }
         }

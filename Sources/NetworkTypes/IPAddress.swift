@@ -10,6 +10,15 @@ public enum IPFamily: String, Sendable, Hashable, Codable, CaseIterable, Compara
     case ipv6 = "IPv6"
 
     public static func < (lhs: IPFamily, rhs: IPFamily) -> Bool { lhs == .ipv4 && rhs == .ipv6 }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        let raw = try c.decode(String.self)
+        guard let value = IPFamily(rawValue: raw) else {
+            throw DecodingError.dataCorruptedError(in: c, debugDescription: unsupported(raw, IPFamily.allCases))
+        }
+        self = value
+    }
 }
 
 /// An IPv4 or IPv6 address, parsed and printed in canonical form (RFC 5952 for IPv6).
@@ -64,7 +73,7 @@ public enum IPAddress: Sendable, Hashable, Comparable, CustomStringConvertible, 
             withUnsafeMutableBytes(of: &a) { raw in for i in 0..<16 { raw[i] = b[i] } }
             var buf = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
             guard inet_ntop(AF_INET6, &a, &buf, socklen_t(buf.count)) != nil else { return "::" }
-            return String(cString: buf)
+            return String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         }
     }
 

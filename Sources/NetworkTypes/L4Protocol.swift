@@ -17,4 +17,19 @@ public enum L4Protocol: String, Sendable, Hashable, Codable, CaseIterable, Compa
     }
 
     public static func < (lhs: L4Protocol, rhs: L4Protocol) -> Bool { lhs.number < rhs.number }
+
+    /// Decodes the Kubernetes spelling; anything else is an error that lists the allowed values.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        let raw = try c.decode(String.self)
+        guard let value = L4Protocol(rawValue: raw) else {
+            throw DecodingError.dataCorruptedError(in: c, debugDescription: unsupported(raw, L4Protocol.allCases))
+        }
+        self = value
+    }
+}
+
+/// `unsupported value "ICMP": supported values: "TCP", "UDP", "SCTP"`, as the API server says it.
+func unsupported<T: RawRepresentable<String>>(_ raw: String, _ allowed: [T]) -> String {
+    "unsupported value \"\(raw)\": supported values: " + allowed.map { "\"\($0.rawValue)\"" }.joined(separator: ", ")
 }

@@ -12,6 +12,9 @@ struct KProxy: AsyncParsableCommand {
             """,
         subcommands: [
             TableCommand.self,
+            RunCommand.self,
+            RulesCommand.self,
+            CleanupCommand.self,
         ]
     )
 }

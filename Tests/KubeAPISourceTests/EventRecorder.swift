@@ -163,6 +163,15 @@ enum Manifest {
         """
     }
 
+    /// The ServiceAccount, ClusterRole and ClusterRoleBinding of deploy/kproxy.yaml.
+    static func deployRBAC() throws -> String {
+        let text = try String(contentsOfFile: TestAPIServer.repository + "/deploy/kproxy.yaml", encoding: .utf8)
+        let kinds = ["ServiceAccount", "ClusterRole", "ClusterRoleBinding"]
+        return text.components(separatedBy: "\n---").filter { doc in
+            doc.split(separator: "\n").contains { line in kinds.contains { line == "kind: \($0)" } }
+        }.joined(separator: "\n---\n")
+    }
+
     private static func labelBlock(_ labels: [String: String]) -> String {
         if labels.isEmpty { return "  labels: {}" }
         return "  labels:\n" + labels.keys.sorted().map { "    \($0): \"\(labels[$0]!)\"" }.joined(separator: "\n")

@@ -106,9 +106,12 @@ struct KubeAPISourceTests {
         try await server.kubectl("delete", "node", "node-auth")
     }
 
-    @Test func inClusterTokenIsReadAgainWhenItRotates() async throws {
+    /// In a pod: the service account of deploy/kproxy.yaml, with the RBAC rules shipped there, and a
+    /// projected token that the kubelet rotates.
+    @Test func inClusterWithTheShippedRBACAndARotatingToken() async throws {
         let ns = try await namespace("incluster")
         try await server.apply(Manifest.service(ns, "web"))
+        try await server.apply(try Manifest.deployRBAC())
         let sa = FileManager.default.temporaryDirectory.appendingPathComponent("kproxy-sa-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: sa, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: sa) }
@@ -117,17 +120,20 @@ struct KubeAPISourceTests {
         let config = try KubeClientConfig.inCluster(
             environment: ["KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": "\(try server.port)"],
             serviceAccountDirectory: sa)
-        let source = try KubeAPISource(config: config, options: fastOptions(), logger: testLogger)
+        let source = try KubeAPISource(config: config, options: fastOptions(node: "node-sa"), logger: testLogger)
         let recorder = EventRecorder()
         await recorder.consume(source.watch())
         defer { Task { await recorder.stop() } }
 
         try await eventually("the rejected token is retried") { source.statistics.errors >= 2 }
         #expect(await recorder.batches.isEmpty, "nothing is reported before the initial list succeeds")
-        // The kubelet rotates the projected token: the next request uses the new one.
-        let token = try String(contentsOfFile: server.directory + "/proxier-token", encoding: .utf8)
+        // The kubelet writes a fresh token: the next request uses it.
+        let token = try await server.kubectl("create", "token", "kproxy", "-n", "kube-system")
         try token.write(toFile: sa + "/token", atomically: true, encoding: .utf8)
         try await converges(recorder, ns)
+        try await server.apply(Manifest.node("node-sa", zone: "z"))
+        try await eventually("the Node is watched with the shipped role") { await recorder.object(.node, "", "node-sa") != nil }
+        try await server.kubectl("delete", "node", "node-sa")
     }
 
     @Test func objectsKproxyCannotUseAreSkippedAndTheStreamGoesOn() async throws {

@@ -1,0 +1,101 @@
+import Foundation
+import NetworkTypes
+import ServiceTable
+
+/// Sync timings of the nftables data plane on synthetic tables, run in a scratch network
+/// namespace (created and deleted here). Reusable by a `kproxy bench` command.
+public enum NFTBenchmark {
+    public struct Result: Sendable, CustomStringConvertible {
+        public var services: Int
+        public var endpoints: Int
+        /// Empty → programmed, one transaction.
+        public var fullSync: NFTSyncStats
+        /// Wall-clock seconds of that whole apply (render + libnftables + kernel).
+        public var fullSyncSeconds: Double
+        /// A second full sync over the loaded ruleset (periodic resync / restart adoption).
+        public var resyncSeconds: Double
+        /// One service's endpoint replaced, incremental: median wall-clock seconds over repeats.
+        public var oneServiceUpdateSeconds: Double
+        public var oneServiceUpdate: NFTSyncStats
+
+        public var description: String {
+            String(format: "%6d services × %d endpoints: full sync %.3f s (render %.3f, kernel %.3f, %.1f MB), resync %.3f s, one-service update %.2f ms (%d B)",
+                   services, endpoints, fullSyncSeconds, fullSync.renderSeconds, fullSync.kernelSeconds,
+                   Double(fullSync.bytes) / 1e6, resyncSeconds, oneServiceUpdateSeconds * 1000, oneServiceUpdate.bytes)
+        }
+    }
+
+    /// ClusterIP TCP services `svc-N` on 10.96.0.0/12 (port 80) with endpoints on 10.128.0.0/9 (8080).
+    public static func syntheticEntries(count: Int, endpoints: Int, endpointShift: Int = 0) -> [ServicePortEntry] {
+        (0..<count).map { i in
+            let ip = IPAddress.v4(0x0A60_0000 + UInt32(i + 1))
+            let eps = (0..<endpoints).map { j in
+                Endpoint(ip: .v4(0x0A80_0000 + UInt32(i * endpoints + j + endpointShift)), port: 8080)
+            }
+            return ServicePortEntry(
+                name: ServicePortName(namespace: "bench", name: "svc-\(i)", port: "", protocol: .tcp),
+                clusterIPs: [ip], port: 80, endpoints: eps, clusterEndpoints: eps)
+        }
+    }
+
+    /// Runs the measurements for each size in a fresh namespace `kpbench-<pid>`.
+    public static func run(sizes: [Int], endpoints: Int = 5, updates: Int = 9) async throws -> [Result] {
+        var results: [Result] = []
+        for n in sizes {
+            let ns = "kpbench-\(getpid())-\(n)"
+            _ = shell("ip netns del \(ns) 2>/dev/null; ip netns add \(ns)")
+            defer { _ = shell("ip netns del \(ns)") }
+            let plane = try NFTablesDataPlane(families: [.ipv4], netnsPath: "/run/netns/\(ns)", conntrackCleanup: false)
+            let node = NodeInfo(name: "bench")
+            let table = ServiceTable(version: 1, node: node, entries: syntheticEntries(count: n, endpoints: endpoints))
+            let clock = ContinuousClock()
+            var t = clock.now
+            try await plane.apply(TableUpdate(previous: nil, current: table, diff: nil))
+            let full = seconds(clock.now - t)
+            let fullStats = await plane.lastSyncStats
+            t = clock.now
+            try await plane.apply(TableUpdate(previous: nil, current: table, diff: nil))
+            let resync = seconds(clock.now - t)
+
+            var previous = table
+            var times: [Double] = []
+            var stats = NFTSyncStats(kind: .unchanged)
+            for k in 0..<updates {
+                // Service in the middle: its last endpoint moves to a fresh address.
+                let name = ServicePortName(namespace: "bench", name: "svc-\(n / 2)", port: "", protocol: .tcp)
+                var e = previous[name]!
+                var eps = e.clusterEndpoints
+                eps[eps.count - 1].ip = .v4(0x0B00_0000 + UInt32(k + 1))
+                e.endpoints = eps
+                e.clusterEndpoints = eps
+                var entries = previous.entries
+                entries[name] = e
+                let next = ServiceTable(version: previous.version + 1, node: node, entries: entries)
+                t = clock.now
+                try await plane.apply(TableUpdate(previous: previous, current: next, diff: TableDiff(changed: [name])))
+                times.append(seconds(clock.now - t))
+                stats = await plane.lastSyncStats
+                previous = next
+            }
+            try await plane.cleanup()
+            times.sort()
+            results.append(Result(services: n, endpoints: endpoints, fullSync: fullStats, fullSyncSeconds: full,
+                                  resyncSeconds: resync, oneServiceUpdateSeconds: times[times.count / 2],
+                                  oneServiceUpdate: stats))
+        }
+        return results
+    }
+
+    private static func seconds(_ d: Duration) -> Double {
+        Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+    }
+
+    private static func shell(_ command: String) -> Int32 {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/sh")
+        p.arguments = ["-c", command]
+        do { try p.run() } catch { return -1 }
+        p.waitUntilExit()
+        return p.terminationStatus
+    }
+}

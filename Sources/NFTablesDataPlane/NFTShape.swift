@@ -1,0 +1,213 @@
+import NetworkTypes
+import ServiceTable
+
+/// The fixed part of kproxy's ruleset: its named maps and sets, and the base chains that look
+/// traffic up in them. Dispatch is O(1) whatever the number of services: a packet is matched by
+/// one verdict-map lookup on `daddr . l4proto . dport` (or `l4proto . dport` for node ports),
+/// which jumps to a shared dispatch chain per endpoint count (see `DispatchChain`); that chain
+/// picks an endpoint with one lookup in a backends map keyed `daddr . l4proto . dport . index`.
+/// Everything that changes with services is an element of a named map, so a sync is a set of
+/// element changes and the number of chains stays small.
+public enum NFTShape {
+    public static let tableName = "kproxy"
+    /// kube-proxy's masquerade mark bit.
+    public static let masqueradeBit: UInt32 = 0x4000
+    /// Entries the session-affinity map can hold per family.
+    static let affinitySize = 262_144
+
+    /// The named maps and sets whose elements come from the service table.
+    enum Collection: Hashable, Sendable, Comparable {
+        /// `daddr . l4proto . dport` of cluster, external and load-balancer IPs → `goto` dispatch chain.
+        case serviceIPs
+        /// `l4proto . dport` of node ports → `goto` dispatch chain.
+        case nodePorts
+        /// Endpoint number `i` of every service destination with more than `i` endpoints:
+        /// `daddr . l4proto . dport` → endpoint `addr . port`. One map per index (created while some
+        /// service has that many endpoints), so no map key needs the random number itself.
+        case backends(Int)
+        /// The same for node ports, keyed `l4proto . dport`.
+        case nodePortBackends(Int)
+        /// Session-affinity services: `daddr . l4proto . dport . index` (the index travels in the packet mark).
+        case backendsAffinity
+        case nodePortBackendsAffinity
+        /// Every cluster IP: traffic still addressed to one after DNAT is rejected (unknown port).
+        case clusterIPs
+        /// Service ports with no usable endpoint → `goto reject-chain` or `drop`.
+        case noEndpointServices
+        case noEndpointNodePorts
+        /// Load-balancer `daddr . l4proto . dport` restricted by `loadBalancerSourceRanges`…
+        case firewallIPs
+        /// … and the `daddr . l4proto . dport . saddr-range` allowed to reach them.
+        case firewallAllow
+        /// `endpoint . endpoint` pairs: a pod reaching itself through a service is masqueraded.
+        case hairpin
+        /// Settings, not services: `--cluster-cidr` and `--nodeport-addresses`.
+        case clusterCIDRs
+        case nodePortAddresses
+
+        /// The collections that always exist (per-index backends maps come and go with their pick chains).
+        static let fixed: [Collection] = [
+            .serviceIPs, .nodePorts, .backendsAffinity, .nodePortBackendsAffinity, .clusterIPs,
+            .noEndpointServices, .noEndpointNodePorts, .firewallIPs, .firewallAllow, .hairpin,
+            .clusterCIDRs, .nodePortAddresses,
+        ]
+
+        var name: String {
+            switch self {
+            case .serviceIPs: return "service-ips"
+            case .nodePorts: return "service-nodeports"
+            case .backends(let i): return "backends-\(i)"
+            case .nodePortBackends(let i): return "nodeport-backends-\(i)"
+            case .backendsAffinity: return "backends-affinity"
+            case .nodePortBackendsAffinity: return "nodeport-backends-affinity"
+            case .clusterIPs: return "cluster-ips"
+            case .noEndpointServices: return "no-endpoint-services"
+            case .noEndpointNodePorts: return "no-endpoint-nodeports"
+            case .firewallIPs: return "firewall-ips"
+            case .firewallAllow: return "firewall-allow"
+            case .hairpin: return "hairpin"
+            case .clusterCIDRs: return "cluster-cidrs"
+            case .nodePortAddresses: return "nodeport-addresses"
+            }
+        }
+
+        static func < (a: Collection, b: Collection) -> Bool { a.name < b.name }
+
+        /// Maps carry a value per key; sets do not.
+        var isMap: Bool {
+            switch self {
+            case .serviceIPs, .nodePorts, .backends, .nodePortBackends, .backendsAffinity,
+                 .nodePortBackendsAffinity, .noEndpointServices, .noEndpointNodePorts: return true
+            default: return false
+            }
+        }
+
+        // Plain `type` declarations throughout: nft 1.0.6 cannot re-evaluate a cached map whose
+        // `typeof` data is `ip daddr . th dport` ("conflicting protocols specified: ip vs. th")
+        // once a later command references it, and `typeof … tcp dport` would add a TCP-only match.
+        func declaration(_ f: NFTFamily) -> String {
+            let t = f.addressType
+            let body: String
+            switch self {
+            case .serviceIPs, .noEndpointServices:
+                body = "type \(t) . inet_proto . inet_service : verdict;"
+            case .nodePorts, .noEndpointNodePorts:
+                body = "type inet_proto . inet_service : verdict;"
+            case .backends:
+                body = "type \(t) . inet_proto . inet_service : \(t) . inet_service;"
+            case .nodePortBackends:
+                body = "type inet_proto . inet_service : \(t) . inet_service;"
+            case .backendsAffinity:
+                body = "type \(t) . inet_proto . inet_service . mark : \(t) . inet_service;"
+            case .nodePortBackendsAffinity:
+                body = "type inet_proto . inet_service . mark : \(t) . inet_service;"
+            case .clusterIPs:
+                body = "type \(t);"
+            case .firewallIPs:
+                body = "type \(t) . inet_proto . inet_service;"
+            case .firewallAllow:
+                body = "type \(t) . inet_proto . inet_service . \(t); flags interval;"
+            case .hairpin:
+                body = "type \(t) . \(t);"
+            case .clusterCIDRs, .nodePortAddresses:
+                body = "type \(t); flags interval;"
+            }
+            return "add \(isMap ? "map" : "set") \(f.qualifiedTable) \(name) { \(body) }"
+        }
+    }
+
+    /// The dynamic map of session-affinity choices, `saddr . daddr . l4proto . dport` → endpoint
+    /// index (as a packet mark). Filled by the packet path, so syncs never flush it.
+    static let affinityMap = "affinity"
+
+    static func affinityDeclaration(_ f: NFTFamily) -> String {
+        let a = f.payload
+        return "add map \(f.qualifiedTable) \(affinityMap) { typeof \(a) saddr . \(a) daddr . meta l4proto . th dport : meta mark; size \(affinitySize); flags dynamic, timeout; timeout 3h; }"
+    }
+
+    /// A base or helper chain of the fixed shape: its declaration and its rules.
+    struct FixedChain {
+        var name: String
+        /// `type nat hook prerouting priority -100;`, or nil for a regular chain.
+        var hook: String?
+        var rules: [String]
+    }
+
+    /// The fixed chains for one family under the node-wide settings.
+    static func fixedChains(_ f: NFTFamily, settings: ProxySettings) -> [FixedChain] {
+        let a = f.payload
+        let key = "\(a) daddr . meta l4proto . th dport"
+        let cidrs = settings.clusterCIDRs.filter { $0.family == f.ipFamily }
+        let npAll = settings.nodePortAddresses.isEmpty
+        let npOfFamily = settings.nodePortAddresses.filter { $0.family == f.ipFamily }
+        // Which destinations answer node ports: every local address but loopback, or those local
+        // addresses inside --nodeport-addresses. None when that list has no range of this family.
+        let nodePortMatch: String? = npAll
+            ? "fib daddr type local \(a) daddr != \(f.loopback)"
+            : (npOfFamily.isEmpty ? nil : "fib daddr type local \(a) daddr @\(Collection.nodePortAddresses.name)")
+
+        var services = ["\(key) vmap @\(Collection.serviceIPs.name)"]
+        if let m = nodePortMatch {
+            services.append("\(m) meta l4proto . th dport vmap @\(Collection.nodePorts.name)")
+        }
+
+        var masquerade = [
+            // External traffic under a Cluster policy was marked by its dispatch chain.
+            "meta mark & \(hex(masqueradeBit)) == \(hex(masqueradeBit)) meta mark set meta mark ^ \(hex(masqueradeBit)) masquerade fully-random",
+            // A pod that reached itself through a service must see the reply come from the service.
+            "ct status dnat \(a) saddr . \(a) daddr @\(Collection.hairpin.name) masquerade fully-random",
+        ]
+        if settings.masqueradeAll {
+            masquerade.append("ct status dnat ct original \(a) daddr @\(Collection.clusterIPs.name) masquerade fully-random")
+        } else if !cidrs.isEmpty {
+            masquerade.append("ct status dnat ct original \(a) daddr @\(Collection.clusterIPs.name) \(a) saddr != @\(Collection.clusterCIDRs.name) masquerade fully-random")
+        }
+
+        var endpointCheck = [
+            "ct status dnat return",
+            "\(key) vmap @\(Collection.noEndpointServices.name)",
+        ]
+        if let m = nodePortMatch {
+            endpointCheck.append("\(m) meta l4proto . th dport vmap @\(Collection.noEndpointNodePorts.name)")
+        }
+        // Still addressed to a cluster IP after DNAT: a port the service does not have.
+        endpointCheck.append("\(a) daddr @\(Collection.clusterIPs.name) goto reject-chain")
+
+        let firewall = [
+            "\(key) @\(Collection.firewallIPs.name) \(key) . \(a) saddr != @\(Collection.firewallAllow.name) drop",
+        ]
+        return [
+            // A TCP reset or ICMP port unreachable: clients see "connection refused" at once.
+            FixedChain(name: "reject-chain", hook: nil, rules: [
+                "meta l4proto tcp reject with tcp reset",
+                "reject with \(f.ipFamily == .ipv4 ? "icmp" : "icmpv6") port-unreachable",
+            ]),
+            FixedChain(name: "services", hook: nil, rules: services),
+            FixedChain(name: "masquerading", hook: nil, rules: masquerade),
+            FixedChain(name: "endpoint-check", hook: nil, rules: endpointCheck),
+            FixedChain(name: "firewall-check", hook: nil, rules: firewall),
+            FixedChain(name: "nat-prerouting", hook: "type nat hook prerouting priority -100;", rules: ["jump services"]),
+            FixedChain(name: "nat-output", hook: "type nat hook output priority -100;", rules: ["jump services"]),
+            FixedChain(name: "nat-postrouting", hook: "type nat hook postrouting priority 100;", rules: ["jump masquerading"]),
+            FixedChain(name: "filter-prerouting", hook: "type filter hook prerouting priority -110;", rules: ["jump firewall-check"]),
+            FixedChain(name: "filter-output-pre-dnat", hook: "type filter hook output priority -110;", rules: ["jump firewall-check"]),
+            FixedChain(name: "filter-input", hook: "type filter hook input priority 0;", rules: ["ct state new jump endpoint-check"]),
+            FixedChain(name: "filter-forward", hook: "type filter hook forward priority 0;", rules: ["ct state new jump endpoint-check"]),
+            FixedChain(name: "filter-output", hook: "type filter hook output priority 0;", rules: ["ct state new jump endpoint-check"]),
+        ]
+    }
+
+    /// Elements that come from the settings rather than from services.
+    static func settingsElements(_ f: NFTFamily, settings: ProxySettings) -> [NFTElement] {
+        var out: [NFTElement] = []
+        for c in settings.clusterCIDRs where c.family == f.ipFamily {
+            out.append(NFTElement(family: f.ipFamily, collection: .clusterCIDRs, key: c.description))
+        }
+        for c in settings.nodePortAddresses where c.family == f.ipFamily {
+            out.append(NFTElement(family: f.ipFamily, collection: .nodePortAddresses, key: c.description))
+        }
+        return out
+    }
+
+    static func hex(_ v: UInt32) -> String { "0x" + String(v, radix: 16) }
+}

@@ -1,0 +1,250 @@
+import Foundation
+import NetworkTypes
+import ServiceTable
+
+/// What the last sync did, for logs, tests and benchmarks.
+public struct NFTSyncStats: Sendable, Hashable {
+    public enum Kind: String, Sendable { case full, incremental, unchanged }
+    public var kind: Kind
+    public var elementsAdded = 0
+    public var elementsRemoved = 0
+    public var chainsAdded = 0
+    public var chainsRemoved = 0
+    /// Size of the transaction sent to the kernel.
+    public var bytes = 0
+    /// Seconds spent building the transaction text, and inside libnftables (parse + kernel).
+    public var renderSeconds = 0.0
+    public var kernelSeconds = 0.0
+    /// conntrack filters applied after the sync, and the entries they deleted.
+    public var conntrackFilters = 0
+    public var conntrackDeleted = 0
+    /// Set when deleting conntrack entries failed (the sync itself succeeded).
+    public var conntrackError: String?
+    /// Why a full sync had to delete and recreate the tables instead of refilling them in place.
+    public var replacedBecause: String?
+}
+
+/// The nftables data plane: programs the kernel of the network namespace it runs in through
+/// libnftables, in process. It owns the tables `ip kproxy` and `ip6 kproxy` and touches nothing else.
+///
+/// - Full sync: one transaction declares the tables, flushes and refills every map, set and chain
+///   and deletes unused dispatch chains. It replaces whatever an earlier kproxy left without a
+///   window where traffic is unhandled, and keeps session-affinity memory.
+/// - Incremental sync: one small transaction with the element- and chain-level changes of the
+///   service ports in the diff; libnftables then needs no cache of the big maps.
+/// - A refused transaction changes nothing in the kernel; the error carries libnftables' message
+///   and the next sync is a full one.
+public final class NFTablesDataPlane: DataPlane, @unchecked Sendable {
+    public let mode = "nftables"
+    public let settings: ProxySettings
+    public let families: [IPFamily]
+    public let conntrackCleanup: Bool
+
+    private let thread: NamespaceThread
+    // Everything below is touched only on `thread`.
+    private var context: NFTContext?
+    private var state: RulesetState?
+    private var appliedVersion: UInt64?
+    private var stats = NFTSyncStats(kind: .unchanged)
+
+    /// - Parameters:
+    ///   - netnsPath: program another network namespace (`/run/netns/NAME`); nil: this process's.
+    ///   - conntrackCleanup: delete stale UDP conntrack entries after syncs.
+    public init(settings: ProxySettings = ProxySettings(), families: [IPFamily] = IPFamily.allCases,
+                netnsPath: String? = nil, conntrackCleanup: Bool = true) throws {
+        self.settings = settings
+        self.families = families
+        self.conntrackCleanup = conntrackCleanup
+        self.thread = try NamespaceThread(netnsPath: netnsPath)
+        try thread.runBlocking { [self] in self.context = try NFTContext() }
+    }
+
+    deinit {
+        let t = thread
+        let box = ContextBox(context)
+        context = nil
+        // Free the libnftables context on its own thread, then let the thread end.
+        t.enqueueRelease(box)
+        t.stop()
+    }
+
+    /// Statistics of the last successful or attempted sync.
+    public var lastSyncStats: NFTSyncStats {
+        get async { (try? await thread.run { [self] in self.stats }) ?? NFTSyncStats(kind: .unchanged) }
+    }
+
+    public func apply(_ update: TableUpdate) async throws {
+        try await thread.run { [self] in try self.applyOnThread(update) }
+    }
+
+    public func cleanup() async throws {
+        try await thread.run { [self] in try self.cleanupOnThread() }
+    }
+
+    /// Runs nft commands in the data plane's namespace (e.g. `list table ip kproxy`); JSON output with `json`.
+    public func run(_ commands: String, json: Bool = false) async throws -> String {
+        try await thread.run { [self] in
+            let ctx = try self.requireContext()
+            ctx.json = json
+            defer { ctx.json = false }
+            return try ctx.run(commands)
+        }
+    }
+
+    // MARK: - On the namespace thread
+
+    private func requireContext() throws -> NFTContext {
+        guard let context else { throw NFTError(message: "data plane is shut down") }
+        return context
+    }
+
+    private func applyOnThread(_ update: TableUpdate) throws {
+        let ctx = try requireContext()
+        let clock = ContinuousClock()
+        let t0 = clock.now
+        if !update.isFullSync, let previous = update.previous, let diff = update.diff,
+           state != nil, appliedVersion == previous.version {
+            var st = state!
+            state = nil
+            let names = diff.touched
+            let delta = st.update(names: names, previous: previous, current: update.current, families: families)
+            var s = NFTSyncStats(kind: delta.isEmpty ? .unchanged : .incremental)
+            s.elementsAdded = delta.elements.added.count
+            s.elementsRemoved = delta.elements.removed.count
+            s.chainsAdded = delta.chains.added.count + delta.picks.added.count
+            s.chainsRemoved = delta.chains.removed.count + delta.picks.removed.count
+            if !delta.isEmpty {
+                let text = NFTRuleset.incremental(delta)
+                s.bytes = text.utf8.count
+                let t1 = clock.now
+                s.renderSeconds = seconds(t1 - t0)
+                do {
+                    try ctx.run(text)
+                } catch {
+                    stats = s
+                    appliedVersion = nil
+                    throw error
+                }
+                s.kernelSeconds = seconds(clock.now - t1)
+            }
+            state = st
+            appliedVersion = update.current.version
+            cleanConntrack(ConntrackCleanup.filters(names: names, previous: previous, current: update.current),
+                           stats: &s)
+            stats = s
+            return
+        }
+
+        // Full sync.
+        state = nil
+        appliedVersion = nil
+        let st = RulesetState(table: update.current, families: families)
+        let existing = existingChains(ctx)
+        let text = NFTRuleset.fullSync(state: st, settings: settings, families: families,
+                                       existing: existing, mode: .refill)
+        if let dump = ProcessInfo.processInfo.environment["KPROXY_NFT_DUMP"] {
+            try? text.write(toFile: dump, atomically: true, encoding: .utf8)
+        }
+        var s = NFTSyncStats(kind: .full)
+        s.elementsAdded = st.elements.count
+        s.chainsAdded = st.chains.count + st.picks.count
+        s.bytes = text.utf8.count
+        let t1 = clock.now
+        s.renderSeconds = seconds(t1 - t0)
+        do {
+            try ctx.run(text)
+        } catch let first {
+            s.replacedBecause = "\(first)"
+            // The tables' declared shape may differ (an older kproxy): replace them whole.
+            let replace = NFTRuleset.fullSync(state: st, settings: settings, families: families,
+                                              existing: [:], mode: .replace)
+            do {
+                try ctx.run(replace)
+            } catch {
+                stats = s
+                throw NFTError(message: "\(error)\n(after a first attempt failed with: \(first))")
+            }
+        }
+        s.kernelSeconds = seconds(clock.now - t1)
+        state = st
+        appliedVersion = update.current.version
+        if let previous = update.previous {
+            let diff = TableDiff.between(previous, update.current)
+            cleanConntrack(ConntrackCleanup.filters(names: diff.touched, previous: previous, current: update.current),
+                           stats: &s)
+        }
+        stats = s
+    }
+
+    private func cleanConntrack(_ filters: [ConntrackFilter], stats s: inout NFTSyncStats) {
+        guard conntrackCleanup, !filters.isEmpty else { return }
+        s.conntrackFilters = filters.count
+        do {
+            s.conntrackDeleted = try ConntrackNetlink().delete(filters)
+        } catch {
+            s.conntrackError = "\(error)"
+        }
+    }
+
+    /// The chains kproxy's tables hold now, per family (empty when a table does not exist).
+    /// `list chains FAMILY` needs only the table and chain caches, not rules or elements.
+    private func existingChains(_ ctx: NFTContext) -> [IPFamily: Set<String>] {
+        var out: [IPFamily: Set<String>] = [:]
+        for family in families {
+            let f = NFTFamily(family)
+            guard let text = try? ctx.run("list chains \(f.table)") else { continue }
+            out[family] = Self.chainNames(in: text, table: NFTShape.tableName)
+        }
+        return out
+    }
+
+    /// Chain names of one table in `nft list chains` output.
+    static func chainNames(in listing: String, table: String) -> Set<String> {
+        var names = Set<String>()
+        var inTable = false
+        for line in listing.split(separator: "\n") {
+            let t = line.trimmingCharacters(in: .whitespaces)
+            if t.hasPrefix("table ") {
+                inTable = t.hasSuffix(" \(table) {")
+            } else if inTable, t.hasPrefix("chain "), t.hasSuffix("{") {
+                names.insert(String(t.dropFirst(6).dropLast(1)).trimmingCharacters(in: .whitespaces))
+            }
+        }
+        return names
+    }
+
+    private func cleanupOnThread() throws {
+        let ctx = try requireContext()
+        state = nil
+        appliedVersion = nil
+        let tables = (try? ctx.run("list tables")) ?? ""
+        var commands = ""
+        for family in IPFamily.allCases {
+            let f = NFTFamily(family)
+            if tables.split(separator: "\n").contains(where: { $0.trimmingCharacters(in: .whitespaces) == "table \(f.qualifiedTable)" }) {
+                commands += "delete table \(f.qualifiedTable)\n"
+            }
+        }
+        if !commands.isEmpty { try ctx.run(commands) }
+    }
+
+    private func seconds(_ d: Duration) -> Double {
+        Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+    }
+}
+
+/// Carries the non-Sendable context to its thread for release.
+final class ContextBox: @unchecked Sendable {
+    var context: NFTContext?
+    init(_ c: NFTContext?) { context = c }
+}
+
+extension NamespaceThread {
+    func enqueueRelease(_ box: ContextBox) {
+        _ = try? runBlockingIfNotCurrent { box.context = nil }
+    }
+
+    private func runBlockingIfNotCurrent(_ body: @escaping @Sendable () -> Void) throws {
+        try runBlocking(body)
+    }
+}

@@ -1,0 +1,156 @@
+import NetworkTypes
+import ServiceTable
+import Testing
+@testable import NFTablesDataPlane
+
+@Suite("NFTables renderer (pure)")
+struct NFTablesRendererTests {
+    func elements(_ c: Contribution, _ coll: NFTShape.Collection) -> [String] {
+        c.elements.filter { $0.collection == coll }.map(\.text)
+    }
+
+    @Test func clusterIPDispatchesThroughSharedChainAndPerIndexMaps() {
+        let e = Fixture.service("web", ip: "10.96.0.10", endpoints: [
+            Fixture.ep("10.244.1.2"), Fixture.ep("10.244.2.3"), Fixture.ep("10.244.3.4")])
+        let c = ElementRenderer.contribution(of: e, family: .ipv4)
+        #expect(elements(c, .serviceIPs) == ["10.96.0.10 . tcp . 80 : goto svc-3"])
+        #expect(elements(c, .backends(0)) == ["10.96.0.10 . tcp . 80 : 10.244.1.2 . 8080"])
+        #expect(elements(c, .backends(2)) == ["10.96.0.10 . tcp . 80 : 10.244.3.4 . 8080"])
+        #expect(elements(c, .clusterIPs) == ["10.96.0.10"])
+        #expect(c.chains.map(\.name) == ["svc-3"])
+        #expect(c.picks.map(\.name) == ["pick-0", "pick-1", "pick-2"])
+        #expect(elements(c, .hairpin).isEmpty)   // no endpoint on this node
+        #expect(ElementRenderer.contribution(of: e, family: .ipv6).elements.isEmpty)
+        let rules = c.chains[0].rules(.ipv4)
+        #expect(rules == ["numgen random mod 3 vmap { 0 : goto pick-0, 1 : goto pick-1, 2 : goto pick-2 }"])
+        #expect(c.picks[1].rules(.ipv4) == ["dnat to ip daddr . meta l4proto . th dport map @backends-1"])
+    }
+
+    @Test func noEndpointsRejectsAndLocalPolicyWithoutLocalEndpointsDrops() {
+        let none = Fixture.service("none", ip: "10.96.0.20", type: .nodePort, nodePort: 30020)
+        let c = ElementRenderer.contribution(of: none, family: .ipv4)
+        #expect(elements(c, .noEndpointServices) == ["10.96.0.20 . tcp . 80 : goto reject-chain"])
+        #expect(elements(c, .noEndpointNodePorts) == ["tcp . 30020 : goto reject-chain"])
+        #expect(c.chains.isEmpty && elements(c, .serviceIPs).isEmpty)
+
+        let remote = Fixture.service("remote", ip: "10.96.0.21", endpoints: [Fixture.ep("10.244.2.2")],
+                                     type: .nodePort, nodePort: 30021, externalIPs: ["192.168.60.21"],
+                                     externalPolicy: .local)
+        let r = ElementRenderer.contribution(of: remote, family: .ipv4)
+        // Internal traffic still reaches the remote endpoint; external traffic is dropped.
+        #expect(elements(r, .serviceIPs) == ["10.96.0.21 . tcp . 80 : goto svc-1"])
+        #expect(elements(r, .noEndpointNodePorts) == ["tcp . 30021 : drop"])
+        #expect(elements(r, .noEndpointServices) == ["192.168.60.21 . tcp . 80 : drop"])
+    }
+
+    @Test func externalPolicyPicksChainRoleAndEndpoints() {
+        let localA = Fixture.ep("10.244.1.2", local: true)
+        let e = Fixture.service("np", ip: "10.96.0.31", endpoints: [localA, Fixture.ep("10.244.2.2")],
+                                type: .loadBalancer, nodePort: 30031, lbIPs: ["192.168.60.31"], externalPolicy: .local)
+        let c = ElementRenderer.contribution(of: e, family: .ipv4)
+        #expect(Set(elements(c, .serviceIPs)) == ["10.96.0.31 . tcp . 80 : goto svc-2",
+                                                   "192.168.60.31 . tcp . 80 : goto ext-local-1"])
+        #expect(elements(c, .nodePorts) == ["tcp . 30031 : goto np-local-1"])
+        #expect(elements(c, .nodePortBackends(0)) == ["tcp . 30031 : 10.244.1.2 . 8080"])
+        #expect(elements(c, .hairpin) == ["10.244.1.2 . 10.244.1.2"])
+
+        let cluster = Fixture.service("npc", ip: "10.96.0.32", endpoints: [localA], type: .nodePort, nodePort: 30032)
+        let cc = ElementRenderer.contribution(of: cluster, family: .ipv4)
+        let np = cc.chains.first { $0.role == .nodePort }!
+        #expect(np.rules(.ipv4).first == "meta mark set meta mark | 0x4000")
+    }
+
+    @Test func sessionAffinityUsesTheMarkIndexedMap() {
+        let e = Fixture.service("sticky", ip: "10.96.0.50", endpoints: [Fixture.ep("10.244.1.2"), Fixture.ep("10.244.2.2")],
+                                type: .nodePort, nodePort: 30050, affinity: 600)
+        let c = ElementRenderer.contribution(of: e, family: .ipv4)
+        #expect(elements(c, .serviceIPs) == ["10.96.0.50 . tcp . 80 : goto svc-2-affinity-600"])
+        #expect(elements(c, .backendsAffinity) == ["10.96.0.50 . tcp . 80 . 0 : 10.244.1.2 . 8080",
+                                                    "10.96.0.50 . tcp . 80 . 1 : 10.244.2.2 . 8080"])
+        // Node ports under a Cluster policy carry the masquerade bit in the index.
+        #expect(elements(c, .nodePortBackendsAffinity) == ["tcp . 30050 . 16384 : 10.244.1.2 . 8080",
+                                                            "tcp . 30050 . 16385 : 10.244.2.2 . 8080"])
+        #expect(c.picks.isEmpty)
+        let rules = c.chains.first { $0.role == .clusterIP }!.rules(.ipv4)
+        #expect(rules.count == 2 && rules.allSatisfy { $0.contains("timeout 600s") })
+    }
+
+    @Test func dualStackAndSourceRanges() {
+        let e = Fixture.service("lb", ip: "10.96.0.60", "fd00:96::60", endpoints: [Fixture.ep("10.244.1.2"), Fixture.ep("fd00:244::2")],
+                                type: .loadBalancer, nodePort: 30060, lbIPs: ["192.168.60.60", "fd00:60::60"],
+                                sourceRanges: ["192.168.50.0/24", "fd00:50::/64"])
+        let v4 = ElementRenderer.contribution(of: e, family: .ipv4)
+        let v6 = ElementRenderer.contribution(of: e, family: .ipv6)
+        #expect(elements(v4, .firewallAllow) == ["192.168.60.60 . tcp . 80 . 192.168.50.0/24"])
+        #expect(elements(v6, .firewallAllow) == ["fd00:60::60 . tcp . 80 . fd00:50::/64"])
+        #expect(elements(v6, .backends(0)).contains("fd00:96::60 . tcp . 80 : fd00:244::2 . 8080"))
+        #expect(v4.elements.allSatisfy { $0.family == .ipv4 } && v6.elements.allSatisfy { $0.family == .ipv6 })
+    }
+
+    @Test func chainCountDoesNotGrowWithServices() {
+        let small = NFTRuleset.render(Fixture.synthetic(count: 10, endpoints: 2), settings: ProxySettings(), families: [.ipv4])
+        let big = NFTRuleset.render(Fixture.synthetic(count: 2_000, endpoints: 2), settings: ProxySettings(), families: [.ipv4])
+        func chains(_ s: String) -> Int { s.split(separator: "\n").filter { $0.hasPrefix("add chain") }.count }
+        #expect(chains(small) == chains(big))
+        // 2,000 services × (service-ips + cluster-ips + 2 backends) elements, in chunks of 2,000.
+        let elementText = big.split(separator: "\n").filter { $0.hasPrefix("add element") }.joined()
+        #expect(elementText.components(separatedBy: " : goto svc-2").count - 1 == 2_000)
+    }
+
+    @Test func incrementalDeltaIsTheChangedElementsOnly() {
+        let t1 = Fixture.synthetic(count: 100, endpoints: 3, version: 1)
+        var state = RulesetState(table: t1, families: [.ipv4])
+        let name = ServicePortName(namespace: "bench", name: "svc-7", port: "", protocol: .tcp)
+        var e = t1[name]!
+        e.clusterEndpoints[1].ip = IPAddress("10.200.0.1")!
+        e.endpoints = e.clusterEndpoints
+        var entries = t1.entries
+        entries[name] = e
+        let t2 = ServiceTable(version: 2, node: t1.node, entries: entries)
+        let delta = state.update(names: [name], previous: t1, current: t2, families: [.ipv4])
+        #expect(delta.elements.removed.map(\.text) == ["10.96.0.8 . tcp . 80 : 10.128.0.22 . 8080"])
+        #expect(delta.elements.added.map(\.text) == ["10.96.0.8 . tcp . 80 : 10.200.0.1 . 8080"])
+        #expect(delta.chains.isEmpty && delta.picks.isEmpty)
+        let text = NFTRuleset.incremental(delta)
+        #expect(text == """
+            delete element ip kproxy backends-1 { 10.96.0.8 . tcp . 80 }
+            add element ip kproxy backends-1 { 10.96.0.8 . tcp . 80 : 10.200.0.1 . 8080 }
+
+            """)
+    }
+
+    @Test func settingsShapeTheFixedChains() {
+        let text = NFTRuleset.render(Fixture.table([]), settings: ProxySettings(
+            clusterCIDRs: [CIDR("10.244.0.0/16")!], nodePortAddresses: [CIDR("192.168.50.0/24")!]), families: [.ipv4])
+        #expect(text.contains("add rule ip kproxy masquerading ct status dnat ct original ip daddr @cluster-ips ip saddr != @cluster-cidrs masquerade fully-random"))
+        #expect(text.contains("add rule ip kproxy services fib daddr type local ip daddr @nodeport-addresses meta l4proto . th dport vmap @service-nodeports"))
+        #expect(text.contains("add element ip kproxy nodeport-addresses { 192.168.50.0/24 }"))
+        // No IPv6 node-port range given: IPv6 node ports answer nowhere.
+        let v6 = NFTRuleset.render(Fixture.table([]), settings: ProxySettings(
+            nodePortAddresses: [CIDR("192.168.50.0/24")!]), families: [.ipv6])
+        #expect(!v6.contains("vmap @service-nodeports"))
+
+        let all = NFTRuleset.render(Fixture.table([]), settings: ProxySettings(masqueradeAll: true), families: [.ipv4])
+        #expect(all.contains("ct status dnat ct original ip daddr @cluster-ips masquerade fully-random"))
+        let none = NFTRuleset.render(Fixture.table([]), settings: ProxySettings(), families: [.ipv4])
+        #expect(!none.contains("@cluster-cidrs masquerade"))
+        #expect(none.contains("fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @service-nodeports"))
+    }
+
+    @Test func chainListingParser() {
+        let listing = """
+            table ip other {
+            \tchain svc-9 {
+            \t}
+            }
+            table ip kproxy {
+            \tchain nat-prerouting {
+            \t\ttype nat hook prerouting priority dstnat; policy accept;
+            \t}
+            \tchain pick-0 {
+            \t}
+            }
+            """
+        #expect(NFTablesDataPlane.chainNames(in: listing, table: "kproxy") == ["nat-prerouting", "pick-0"])
+    }
+}

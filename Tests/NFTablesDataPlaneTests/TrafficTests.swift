@@ -1,0 +1,156 @@
+import Foundation
+import NetworkTypes
+import ServiceTable
+import Testing
+@testable import NFTablesDataPlane
+
+/// Real traffic through the ruleset: a client and two pods around a node namespace.
+@Suite("NFTables traffic (scratch namespaces)", .serialized,
+       .enabled(if: isRoot, "needs root (CAP_NET_ADMIN) to create network namespaces"))
+struct NFTablesTrafficTests {
+    // Both pods run on the node under test.
+    let a4 = Fixture.ep("10.244.1.2", local: true), b4 = Fixture.ep("10.244.2.2", local: true)
+    let a6 = Fixture.ep("fd00:244:1::2", local: true), b6 = Fixture.ep("fd00:244:2::2", local: true)
+
+    @Test func clusterIPSpreadsMasqueradesAndRejects() async throws {
+        let lab = TrafficLab()
+        defer { lab.tearDown() }
+        try lab.setUp()
+        let plane = try NFTablesDataPlane(settings: ProxySettings(clusterCIDRs: TrafficLab.clusterCIDRs),
+                                          netnsPath: lab.nodePath)
+        let table = Fixture.table([
+            Fixture.service("web", ip: "10.96.0.10", "fd00:96::10", port: 80, endpoints: [a4, b4, a6, b6]),
+            Fixture.service("empty", ip: "10.96.0.20"),
+        ])
+        try await plane.apply(TableUpdate(previous: nil, current: table, diff: nil))
+
+        let spread = lab.spread("10.96.0.10", 80)
+        #expect(spread["pod-a", default: 0] > 0 && spread["pod-b", default: 0] > 0, "spread: \(spread)")
+        #expect(spread["error"] == nil, "spread: \(spread)")
+        // From outside the cluster CIDR: masqueraded to the node's address towards the pod.
+        let answer = lab.tcp("10.96.0.10", 80)
+        #expect(answer.hasSuffix("10.244.1.1") || answer.hasSuffix("10.244.2.1"), "answer: \(answer)")
+
+        let spread6 = lab.spread("fd00:96::10", 80, count: 12)
+        #expect(spread6["pod-a", default: 0] > 0 && spread6["pod-b", default: 0] > 0, "IPv6 spread: \(spread6)")
+
+        // Hairpin: pod-a reaching itself through the service works (masqueraded).
+        let hairpin = lab.spread("10.96.0.10", 80, count: 12, from: lab.pods["pod-a"])
+        #expect(hairpin["error"] == nil, "hairpin: \(hairpin)")
+        // From a pod (inside the cluster CIDR) to the other pod: source kept.
+        for _ in 0..<8 {
+            let a = lab.tcp("10.96.0.10", 80, from: lab.pods["pod-a"])
+            if a.hasPrefix("pod-b") { #expect(a.hasSuffix("10.244.1.2"), "answer: \(a)") }
+        }
+
+        // No endpoints, and an unknown port on a known cluster IP: refused at once, not timed out.
+        let clock = ContinuousClock()
+        let t = clock.now
+        let refused = lab.tcp("10.96.0.20", 80)
+        #expect(refused.contains("refused"), "no endpoints: \(refused)")
+        let unknownPort = lab.tcp("10.96.0.10", 81)
+        #expect(unknownPort.contains("refused"), "unknown port: \(unknownPort)")
+        #expect(clock.now - t < .seconds(2))
+    }
+}
+
+extension NFTablesTrafficTests {
+    @Test func nodePortsExternalIPsPoliciesAndSourceRanges() async throws {
+        let lab = TrafficLab()
+        defer { lab.tearDown() }
+        try lab.setUp()
+        let plane = try NFTablesDataPlane(settings: ProxySettings(clusterCIDRs: TrafficLab.clusterCIDRs),
+                                          netnsPath: lab.nodePath)
+        let localA = Fixture.ep("10.244.1.2", local: true)
+        // For the Local-policy services, pod-b counts as running on another node.
+        let remoteB = Fixture.ep("10.244.2.2")
+        let table = Fixture.table([
+            Fixture.service("np-cluster", ip: "10.96.0.30", endpoints: [a4], type: .nodePort, nodePort: 30080),
+            Fixture.service("np-local", ip: "10.96.0.31", endpoints: [localA, remoteB], type: .nodePort, nodePort: 30081,
+                            externalIPs: ["192.168.60.31"], externalPolicy: .local),
+            Fixture.service("np-local-none", ip: "10.96.0.32", endpoints: [remoteB], type: .nodePort, nodePort: 30082,
+                            externalPolicy: .local),
+            Fixture.service("np-empty", ip: "10.96.0.33", type: .nodePort, nodePort: 30083),
+            Fixture.service("lb-open", ip: "10.96.0.40", endpoints: [a4], type: .loadBalancer, nodePort: 30090,
+                            lbIPs: ["192.168.60.40"], sourceRanges: ["192.168.50.0/24"]),
+            Fixture.service("lb-closed", ip: "10.96.0.41", endpoints: [a4], type: .loadBalancer, nodePort: 30091,
+                            lbIPs: ["192.168.60.41"], sourceRanges: ["10.0.0.0/8"]),
+        ])
+        try await plane.apply(TableUpdate(previous: nil, current: table, diff: nil))
+
+        // NodePort, Cluster policy: reaches the pod, masqueraded.
+        let cluster = lab.tcp("192.168.50.1", 30080)
+        #expect(cluster == "pod-a 10.244.1.1", "np-cluster: \(cluster)")
+        // NodePort and external IP, Local policy: only the local endpoint, client address kept.
+        for _ in 0..<6 {
+            let local = lab.tcp("192.168.50.1", 30081)
+            #expect(local == "pod-a 192.168.50.2", "np-local: \(local)")
+        }
+        let ext = lab.tcp("192.168.60.31", 80)
+        #expect(ext == "pod-a 192.168.50.2", "external IP, Local: \(ext)")
+        // The cluster IP of the Local-policy service still uses every endpoint.
+        let inside = lab.spread("10.96.0.31", 80, count: 12)
+        #expect(inside["pod-a", default: 0] > 0 && inside["pod-b", default: 0] > 0, "cluster IP: \(inside)")
+        // Local policy with endpoints only elsewhere: external traffic is dropped (times out).
+        let none = lab.tcp("192.168.50.1", 30082, timeout: 1)
+        #expect(none.contains("timed out") || none.isEmpty || none.contains("Connection timed out"), "np-local-none: \(none)")
+        // A node port without endpoints is refused.
+        let empty = lab.tcp("192.168.50.1", 30083)
+        #expect(empty.contains("refused"), "np-empty: \(empty)")
+        // Load-balancer IPs honour loadBalancerSourceRanges.
+        let open = lab.tcp("192.168.60.40", 80)
+        #expect(open == "pod-a 10.244.1.1", "lb-open: \(open)")
+        let closed = lab.tcp("192.168.60.41", 80, timeout: 1)
+        #expect(!closed.hasPrefix("pod-"), "lb-closed: \(closed)")
+        // The node port of the restricted service is not an LB IP: source ranges do not apply there.
+        let closedNodePort = lab.tcp("192.168.50.1", 30091)
+        #expect(closedNodePort.hasPrefix("pod-a"), "lb-closed node port: \(closedNodePort)")
+    }
+
+    @Test func affinityIncrementalUpdatesAndUDPConntrack() async throws {
+        let lab = TrafficLab()
+        defer { lab.tearDown() }
+        try lab.setUp()
+        let plane = try NFTablesDataPlane(settings: ProxySettings(clusterCIDRs: TrafficLab.clusterCIDRs),
+                                          netnsPath: lab.nodePath)
+        let sticky = Fixture.service("sticky", ip: "10.96.0.50", endpoints: [a4, b4], affinity: 600)
+        let web = Fixture.service("web", ip: "10.96.0.10", endpoints: [a4, b4])
+        let dns = Fixture.service("dns", ip: "10.96.0.53", port: 53, proto: .udp,
+                                  endpoints: [Fixture.ep("10.244.1.2", 5353)])
+        let t1 = Fixture.table([sticky, web, dns], version: 1)
+        try await plane.apply(TableUpdate(previous: nil, current: t1, diff: nil))
+
+        // Session affinity: every connection of this client lands on the same pod.
+        let stuck = lab.spread("10.96.0.50", 80, count: 10)
+        #expect(stuck.count == 1 && stuck["error"] == nil, "affinity: \(stuck)")
+
+        // UDP: the client's flow goes to pod-a.
+        let before = lab.udp("10.96.0.53", 53, sourcePort: 40053)
+        #expect(before.hasPrefix("pod-a"), "udp before: \(before)")
+
+        // Incremental: web loses pod-b, dns moves to pod-b.
+        var web2 = web
+        web2.endpoints = [a4]; web2.clusterEndpoints = [a4]
+        var dns2 = dns
+        dns2.endpoints = [Fixture.ep("10.244.2.2", 5353)]; dns2.clusterEndpoints = dns2.endpoints
+        let t2 = Fixture.table([sticky, web2, dns2], version: 2)
+        try await plane.apply(TableUpdate(previous: t1, current: t2, diff: TableDiff(changed: [web.name, dns.name])))
+        let stats = await plane.lastSyncStats
+        #expect(stats.kind == .incremental)
+        #expect(stats.conntrackFilters > 0)
+        #expect(stats.conntrackDeleted >= 1, "stats: \(stats)")
+        #expect(stats.conntrackError == nil)
+
+        let after = lab.spread("10.96.0.10", 80, count: 10)
+        #expect(after == ["pod-a": 10], "removed endpoint still used: \(after)")
+        // Same UDP source port: the stale conntrack entry was deleted, so the flow moves.
+        let moved = lab.udp("10.96.0.53", 53, sourcePort: 40053)
+        #expect(moved.hasPrefix("pod-b"), "udp after: \(moved)")
+
+        // Affinity memory survives a full resync.
+        let pod = stuck.keys.first ?? ""
+        try await plane.apply(TableUpdate(previous: t2, current: t2, diff: nil))
+        let still = lab.spread("10.96.0.50", 80, count: 6)
+        #expect(still == [pod: 6], "affinity after resync: \(still)")
+    }
+}

@@ -91,6 +91,9 @@ let package = Package(
             "ObjectSources", "KubeObjects", "Controller", "ServiceTable",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
         ]),
         .testTarget(name: "AgentTests", dependencies: ["Agent", "Controller", "ServiceTable", "Yams"]),
     ]

@@ -219,25 +219,27 @@ launch_apiserver() {
     || { log "kube-apiserver did not become ready:"; tail -30 "$dir/apiserver-$n.log" >&2; stop "$dir"; exit 1; }
 }
 
-write_kubeconfig() { # dir, port, file [token]
-  local token=${4:-$(cat "$1/token")}
-  cat >"$3" <<EOF
-apiVersion: v1
-kind: Config
-clusters:
-- name: kproxy-test
-  cluster:
-    server: https://127.0.0.1:$2
-    certificate-authority: $1/ca.crt
-users:
-- name: kproxy-admin
-  user:
-    token: $token
-contexts:
-- name: kproxy-test
-  context: {cluster: kproxy-test, user: kproxy-admin}
-current-context: kproxy-test
-EOF
+write_kubeconfig() { # dir, port, file [token]: the admin token (or TOKEN), the CA by file name
+  write_config "$3" "https://127.0.0.1:$2" "certificate-authority: $1/ca.crt" \
+    "token: ${4:-$(cat "$1/token")}"
+}
+
+write_cert_kubeconfig() { # dir, port, file: a client certificate, everything embedded as *-data
+  write_config "$3" "https://127.0.0.1:$2" "certificate-authority-data: $(base64 -w0 "$1/ca.crt")" \
+    "client-certificate-data: $(base64 -w0 "$1/client.crt")" "client-key-data: $(base64 -w0 "$1/client.key")"
+}
+
+write_config() { # file, server, CA line, user lines…
+  local file=$1 server=$2 ca=$3 line
+  shift 3
+  {
+    printf 'apiVersion: v1\nkind: Config\nclusters:\n- name: kproxy-test\n  cluster:\n'
+    printf '    server: %s\n    %s\n' "$server" "$ca"
+    printf 'users:\n- name: kproxy-user\n  user:\n'
+    for line in "$@"; do printf '    %s\n' "$line"; done
+    printf 'contexts:\n- name: kproxy-test\n  context: {cluster: kproxy-test, user: kproxy-user}\n'
+    printf 'current-context: kproxy-test\n'
+  } >"$file"
 }
 
 kill_pidfile() {
@@ -250,27 +252,6 @@ kill_pidfile() {
     kill -9 "$pid" 2>/dev/null || true
   fi
   rm -f "$f"
-}
-
-write_cert_kubeconfig() { # dir, port, file: client certificate auth, everything embedded as *-data
-  cat >"$3" <<EOF
-apiVersion: v1
-kind: Config
-clusters:
-- name: kproxy-test
-  cluster:
-    server: https://127.0.0.1:$2
-    certificate-authority-data: $(base64 -w0 "$1/ca.crt")
-users:
-- name: kproxy-cert-admin
-  user:
-    client-certificate-data: $(base64 -w0 "$1/client.crt")
-    client-key-data: $(base64 -w0 "$1/client.key")
-contexts:
-- name: kproxy-test
-  context: {cluster: kproxy-test, user: kproxy-cert-admin}
-current-context: kproxy-test
-EOF
 }
 
 stop() {

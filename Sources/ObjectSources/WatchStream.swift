@@ -47,26 +47,10 @@ struct APIItem: Decodable, Sendable {
                 content = .rejected(reason: problems.map(\.description).joined(separator: "; "))
             }
         } catch let error as DecodingError {
-            content = .rejected(reason: Self.explain(error))
+            let (field, message) = ManifestDecoder.describe(error)
+            content = .rejected(reason: field.isEmpty ? message : "\(field): \(message)")
         } catch {
             content = .rejected(reason: "\(error)")
-        }
-    }
-
-    static func explain(_ error: DecodingError) -> String {
-        func path(_ keys: [CodingKey]) -> String {
-            var out = ""
-            for key in keys {
-                if let i = key.intValue { out += "[\(i)]" } else { out += out.isEmpty ? key.stringValue : ".\(key.stringValue)" }
-            }
-            return out.isEmpty ? "" : out + ": "
-        }
-        switch error {
-        case let .typeMismatch(type, ctx): return "\(path(ctx.codingPath))expected \(type)"
-        case let .valueNotFound(type, ctx): return "\(path(ctx.codingPath))expected \(type), found null"
-        case let .keyNotFound(key, ctx): return "\(path(ctx.codingPath + [key]))required field is missing"
-        case let .dataCorrupted(ctx): return "\(path(ctx.codingPath))\(ctx.debugDescription)"
-        @unknown default: return "\(error)"
         }
     }
 }

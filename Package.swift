@@ -19,6 +19,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.3"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
@@ -39,10 +42,17 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "HashTreeCollections", package: "swift-collections"),
         ]),
-        // Where objects come from: the manifest folder (embedded default).
+        // Where objects come from: the manifest folder (embedded default) or a Kubernetes API server
+        // (list + watch over AsyncHTTPClient, in-cluster or kubeconfig auth).
         .target(name: "ObjectSources", dependencies: [
             "KubeObjects",
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "Yams", package: "Yams"),
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOFoundationCompat", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
         ]),
         // libnftables, the nft front end as a library (Debian: libnftables-dev).
         .systemLibrary(name: "CNFTables", pkgConfig: "libnftables"),
@@ -98,6 +108,15 @@ let package = Package(
         .testTarget(name: "ControllerTests", dependencies: ["Controller", "KubeObjects", "ServiceTable", "NetworkTypes"]),
         .testTarget(name: "NFTablesDataPlaneTests", dependencies: ["NFTablesDataPlane", "ServiceTable", "NetworkTypes"]),
         .testTarget(name: "ObjectSourcesTests", dependencies: ["ObjectSources", "KubeObjects"]),
+        // Against a real kube-apiserver built by scripts/kube-apiserver.sh (etcd + apiserver on loopback).
+        .testTarget(name: "KubeAPISourceTests", dependencies: [
+            "ObjectSources", "KubeObjects", "Controller", "ServiceTable",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+        ]),
         .testTarget(name: "AgentTests", dependencies: ["Agent", "Controller", "ServiceTable", "Yams"]),
     ]
 )

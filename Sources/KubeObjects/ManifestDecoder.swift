@@ -186,6 +186,13 @@ public enum ManifestDecoder {
         }
     }
 
+    /// A decoding error as the field at fault and what is wrong with it
+    /// (`spec.ports[0].port`, `expected an integer`); also used for objects read from the API.
+    public static func describe(_ error: DecodingError) -> (field: String, message: String) {
+        let (path, message) = explain(error)
+        return (fieldPath(path), message)
+    }
+
     private static func explain(_ error: DecodingError) -> ([CodingKey], String) {
         switch error {
         case let .typeMismatch(type, ctx):

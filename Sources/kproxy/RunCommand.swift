@@ -12,7 +12,9 @@ struct RunCommand: AsyncParsableCommand {
         abstract: "Run the node agent: keep this node's rules in step with the cluster's services.",
         discussion: """
             Watches Services, EndpointSlices and this node's Node, builds the service table for this \
-            node and programs it with the chosen data plane. Settings come from a KubeProxyConfiguration \
+            node and programs it with the chosen data plane. The objects come from the Kubernetes API \
+            server (--kubeconfig, the file's clientConnection.kubeconfig, or in a pod its service \
+            account) or from a folder of manifests (--manifests). Settings come from a KubeProxyConfiguration \
             file (--config) and kube-proxy's flags; a flag given on the command line wins over the file. \
             On SIGTERM the agent stops and leaves the rules in place, so traffic keeps flowing while it \
             restarts (kproxy cleanup removes them).
@@ -20,7 +22,8 @@ struct RunCommand: AsyncParsableCommand {
             Serves /healthz and /livez on --healthz-bind-address (0.0.0.0:10256), and /metrics, \
             /proxyMode, /debug/table and /debug/status on --metrics-bind-address (127.0.0.1:10249).
 
-            Example (no cluster needed: the manifest folder is the source):
+            Examples:
+              kproxy run --kubeconfig /etc/kubernetes/kube-proxy.conf --hostname-override node-a
               kproxy run --proxy-mode nftables --manifests deploy/examples --hostname-override node-a
             """)
 
@@ -33,6 +36,9 @@ struct RunCommand: AsyncParsableCommand {
 
     @Option(help: "A folder of YAML/JSON manifests to use instead of a Kubernetes API server.")
     var manifests: String?
+
+    @Option(help: "A kubeconfig for the Kubernetes API server (default: the file's clientConnection.kubeconfig, else in-cluster).")
+    var kubeconfig: String?
 
     @OptionGroup var node: NodeNameOptions
 
@@ -66,7 +72,7 @@ struct RunCommand: AsyncParsableCommand {
     /// Flags over the file over kube-proxy's defaults.
     struct Settings {
         var mode: ProxyMode
-        var manifests: String
+        var source: SourceChoice
         var nodeName: String
         var proxy: ProxySettings
         var syncPeriod: Duration
@@ -100,9 +106,8 @@ struct RunCommand: AsyncParsableCommand {
         guard let mode = ProxyMode(rawValue: modeName) else {
             throw ValidationError("mode \"\(modeName)\" is not supported; choose one of \(ProxyMode.allValueStrings.joined(separator: ", "))")
         }
-        guard let manifests else {
-            throw ValidationError("--manifests DIR is required (the Kubernetes API source is not part of this build)")
-        }
+        let source = try SourceChoice.resolve(manifests: manifests, kubeconfig: kubeconfig, fileKubeconfig: file?.kubeconfig)
+        _ = try source.clientConfig()
         let split = { (s: String?) in (s ?? "").split(separator: ",").map(String.init) }
         let proxy = ProxySettings(
             clusterCIDRs: try cidrs("--cluster-cidr", clusterCIDR != nil ? split(clusterCIDR) : split(file?.clusterCIDR)),
@@ -127,7 +132,7 @@ struct RunCommand: AsyncParsableCommand {
         }
         var nodeName = node.resolved
         if node.name == nil, let override = file?.hostnameOverride, !override.isEmpty { nodeName = override.lowercased() }
-        return Settings(mode: mode, manifests: manifests, nodeName: nodeName, proxy: proxy, syncPeriod: sync,
+        return Settings(mode: mode, source: source, nodeName: nodeName, proxy: proxy, syncPeriod: sync,
                         minSyncPeriod: minSync, servers: servers, logFormat: format,
                         verbosity: verbosity ?? file?.verbosity ?? 0, ignoredFields: file?.ignoredFields ?? [])
     }
@@ -142,14 +147,14 @@ struct RunCommand: AsyncParsableCommand {
             logger.notice("configuration fields kproxy does not act on", metadata: ["fields": "\(s.ignoredFields.joined(separator: ", "))"])
         }
         let plane = try s.mode.makeDataPlane(settings: s.proxy, logger: logger)
-        let source = ManifestSource(directory: s.manifests, logger: Logger(label: "kproxy.source.manifests"))
+        let source = try s.source.makeStream(nodeName: s.nodeName, logger: logger)
         let agent = NodeAgent(
             configuration: .init(nodeName: s.nodeName, mode: s.mode.rawValue,
                                  schedule: SyncSchedule(minInterval: s.minSyncPeriod, fullSyncInterval: s.syncPeriod),
                                  servers: s.servers),
-            dataPlanes: [plane], source: { source.watch() }, logger: logger)
+            dataPlanes: [plane], source: source, logger: logger)
         logger.info("starting", metadata: [
-            "mode": "\(s.mode.rawValue)", "node": "\(s.nodeName)", "manifests": "\(s.manifests)",
+            "mode": "\(s.mode.rawValue)", "node": "\(s.nodeName)", "source": "\(s.source)",
             "healthz": "\(s.servers.healthz)", "metrics": "\(s.servers.metrics)",
         ])
         try await agent.run()

@@ -12,17 +12,22 @@ struct TableCommand: AsyncParsableCommand {
         commandName: "table",
         abstract: "Show the service table: every service port and the endpoints this node would use.",
         discussion: """
-            Reads Services, EndpointSlices and Nodes from a folder of manifests and prints, for every \
+            Reads Services, EndpointSlices and Nodes from a folder of manifests or, once, from a \
+            Kubernetes API server (--kubeconfig; in a pod, its service account), and prints, for every \
             service port, what this node would program. Endpoints marked * in the wide output are the \
             ones this node sends traffic to. Problems in the manifests are reported on standard error \
             with file and line; the valid objects still show.
 
-            Example:
+            Examples:
               kproxy table --manifests deploy/examples --node node-a -o wide
+              kproxy table --kubeconfig ~/.kube/config --node node-a
             """)
 
     @Option(name: .long, help: "A folder of YAML/JSON manifests (Services, EndpointSlices, Nodes).")
-    var manifests: String
+    var manifests: String?
+
+    @Option(help: "A kubeconfig for the Kubernetes API server to read the objects from.")
+    var kubeconfig: String?
 
     @OptionGroup var node: NodeNameOptions
 
@@ -34,7 +39,13 @@ struct TableCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let table = try ManifestTable.load(directory: manifests, nodeName: node.resolved)
+        let choice = try SourceChoice.resolve(manifests: manifests, kubeconfig: kubeconfig, fileKubeconfig: nil)
+        let table: ServiceTable
+        if case .manifests(let directory) = choice {
+            table = try ManifestTable.load(directory: directory, nodeName: node.resolved)
+        } else {
+            table = try await APITable.load(try choice.clientConfig()!, nodeName: node.resolved)
+        }
         switch output {
         case nil: print(TableText.render(table), terminator: "")
         case .wide: print(TableText.render(table, wide: true), terminator: "")
@@ -83,6 +94,36 @@ enum ManifestTable {
             }
             let problems = builder.apply(event)
             for p in problems { FileHandle.standardError.write(Data("warning: \(event.id): \(p)\n".utf8)) }
+        }
+        return builder.build().table
+    }
+}
+
+/// Builds the table once from a Kubernetes API server: the source's complete initial state.
+enum APITable {
+    static func load(_ config: KubeClientConfig, nodeName: String, timeout: Duration = .seconds(30)) async throws -> ServiceTable {
+        var logger = Logger(label: "kproxy.source.api") { StreamLogHandler.standardError(label: $0) }
+        logger.logLevel = .warning
+        let source = try KubeAPISource(config: config, options: KubeAPISourceOptions(nodeName: nodeName), logger: logger)
+        let events: [ObjectEvent]? = await withTaskGroup(of: [ObjectEvent]?.self) { group in
+            group.addTask {
+                for await first in source.watch() { return first }
+                return nil
+            }
+            group.addTask {
+                try? await Task.sleep(for: timeout)
+                return nil
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first
+        }
+        guard let events else {
+            throw ValidationError("no answer from \(config.server) within \(timeout) (see the warnings above)")
+        }
+        var builder = TableBuilder(nodeName: nodeName)
+        for event in events {
+            for p in builder.apply(event) { FileHandle.standardError.write(Data("warning: \(event.id): \(p)\n".utf8)) }
         }
         return builder.build().table
     }

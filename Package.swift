@@ -117,6 +117,6 @@ let package = Package(
             .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
         ]),
-        .testTarget(name: "AgentTests", dependencies: ["Agent", "Controller", "ServiceTable", "Yams"]),
+        .testTarget(name: "AgentTests", dependencies: ["Agent", "Controller", "ServiceTable", "ObjectSources", "Yams"]),
     ]
 )

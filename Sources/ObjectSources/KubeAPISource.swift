@@ -91,6 +91,24 @@ public final class KubeAPISource: Sendable {
     /// The label selector kube-proxy lists Services and EndpointSlices with.
     public static let serviceLabelSelector = "!\(WellKnownLabels.serviceProxyName),!\(WellKnownLabels.headless)"
 
+    /// The API calls this source makes, as RBAC rules spell them (`group/resource/verb`): what the
+    /// ClusterRole in deploy/ must grant, and no more.
+    public static func requiredAccess(watchingNode: Bool = true) -> Set<String> {
+        var kinds: [ObjectKind] = [.service, .endpointSlice]
+        if watchingNode { kinds.append(.node) }
+        var access = Set<String>()
+        for kind in kinds {
+            let rule = switch kind {
+            case .service: "/services"
+            case .endpointSlice: "discovery.k8s.io/endpointslices"
+            case .node: "/nodes"
+            }
+            // Reflectors list, then watch; nothing is ever written.
+            for verb in ["list", "watch"] { access.insert("\(rule)/\(verb)") }
+        }
+        return access
+    }
+
     var resources: [ResourceSpec] {
         var specs = [
             ResourceSpec(kind: .service, location: .fixed("/api/v1/services"), labelSelector: Self.serviceLabelSelector),

@@ -73,6 +73,8 @@ let package = Package(
         // The command line: `kproxy table`, …
         .executableTarget(name: "kproxy", dependencies: [
             "Agent", "Controller", "ObjectSources", "ServiceTable", "KubeObjects", "NetworkTypes", "NFTablesDataPlane",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),

@@ -13,6 +13,7 @@ struct KProxy: AsyncParsableCommand {
         subcommands: [
             TableCommand.self,
             RunCommand.self,
+            StatusCommand.self,
             RulesCommand.self,
             CleanupCommand.self,
         ]

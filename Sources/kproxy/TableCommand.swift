@@ -21,6 +21,7 @@ struct TableCommand: AsyncParsableCommand {
             Examples:
               kproxy table --manifests deploy/examples --node node-a -o wide
               kproxy table --kubeconfig ~/.kube/config --node node-a
+              kproxy table --agent http://127.0.0.1:10249 -o wide     # what a running agent holds
             """)
 
     @Option(name: .long, help: "A folder of YAML/JSON manifests (Services, EndpointSlices, Nodes).")
@@ -28,6 +29,9 @@ struct TableCommand: AsyncParsableCommand {
 
     @Option(help: "A kubeconfig for the Kubernetes API server to read the objects from.")
     var kubeconfig: String?
+
+    @Option(help: "Read the table a running agent holds, from its metrics address (e.g. \(AgentClient.defaultURL)).")
+    var agent: String?
 
     @OptionGroup var node: NodeNameOptions
 
@@ -39,6 +43,16 @@ struct TableCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        if let agent {
+            guard manifests == nil, kubeconfig == nil else {
+                throw ValidationError("--agent reads a running agent's table: it excludes --manifests and --kubeconfig")
+            }
+            let query = output.map { "?output=\($0.rawValue)" } ?? ""
+            let (code, body) = try await AgentClient(agent).get("/debug/table" + query)
+            guard code == 200 else { throw ValidationError("\(agent)/debug/table answered \(code): \(body)") }
+            print(body, terminator: body.hasSuffix("\n") ? "" : "\n")
+            return
+        }
         let choice = try SourceChoice.resolve(manifests: manifests, kubeconfig: kubeconfig, fileKubeconfig: nil)
         let table: ServiceTable
         if case .manifests(let directory) = choice {

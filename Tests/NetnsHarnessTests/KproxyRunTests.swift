@@ -176,6 +176,18 @@ struct KproxyRunTests {
             let first = try c.runKproxy()
             #expect(Cluster.waitUntil(timeout: 15) { (try? c.httpGet(from: c.node, "127.0.0.1", 10256, path: "/healthz"))?.status == 200 },
                     "kproxy's /healthz: \(first.output)")
+            // What an operator inspects on the node: status, the table the agent holds, metrics.
+            let kproxy = try Binaries.kproxy()
+            let status = try c.exec(in: c.node, [kproxy, "status"])
+            #expect(status.stdout.contains("Mode:") && status.stdout.contains("nftables"), "\(status)")
+            #expect(status.stdout.contains("Healthy:") && status.stdout.contains("yes"), "\(status)")
+            let table = try c.exec(in: c.node, [kproxy, "table", "--agent", "http://127.0.0.1:10249", "-o", "wide"])
+            #expect(table.stdout.contains("default/web:http"), "\(table)")
+            let metrics = try c.httpGet(from: c.node, "127.0.0.1", 10249, path: "/metrics")
+            for name in ["kubeproxy_sync_proxy_rules_duration_seconds_count", "kubeproxy_sync_proxy_rules_last_timestamp_seconds",
+                         "kubeproxy_sync_proxy_rules_endpoint_changes_total", "kubeproxy_network_programming_duration_seconds_bucket"] {
+                #expect(metrics.body.contains(name), "metric \(name) missing")
+            }
             for vip in ["10.96.100.10", "fd00:10:96::10"] {
                 for from in [c.client().namespace, c.node, c.pod("web-a").namespace] {
                     try c.waitForQuery(from: from, vip, 80, count: 16) { $0.names == ["web-a", "web-b"] && $0.failed == 0 }

@@ -45,13 +45,14 @@ struct DispatchChain: Hashable, Sendable, Comparable {
         return (0..<endpointCount).map { PickChain(family: family, nodePort: role.isNodePort, index: $0) }
     }
 
-    /// Where endpoint `i` of a destination using this chain is stored, and under which key suffix.
-    func backends(_ i: Int) -> (NFTShape.Collection, suffix: String) {
+    /// Where endpoint `i` of a destination using this chain is stored, and the index that ends
+    /// its key (affinity maps only).
+    func backends(_ i: Int) -> (NFTShape.Collection, index: UInt32?) {
         switch (role.isNodePort, affinityTimeout != nil) {
-        case (false, false): return (.backends(i), "")
-        case (true, false): return (.nodePortBackends(i), "")
-        case (false, true): return (.backendsAffinity, " . \(affinityIndex(i))")
-        case (true, true): return (.nodePortBackendsAffinity, " . \(affinityIndex(i))")
+        case (false, false): return (.backends(i), nil)
+        case (true, false): return (.nodePortBackends(i), nil)
+        case (false, true): return (.backendsAffinity, affinityIndex(i))
+        case (true, true): return (.nodePortBackendsAffinity, affinityIndex(i))
         }
     }
 

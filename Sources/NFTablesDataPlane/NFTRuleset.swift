@@ -8,26 +8,28 @@ public enum NFTRuleset {
     /// (`nft -f`). What `kproxy rules --mode nftables` prints.
     public static func render(_ table: ServiceTable, settings: ProxySettings,
                               families: [IPFamily] = IPFamily.allCases) -> String {
-        let state = RulesetState(table: table, families: families)
-        return fullSync(state: state, settings: settings, families: families, existing: [:], mode: .fresh)
+        var elements: [NFTElement] = []
+        let state = RulesetState(table: table, families: families) { elements.append($0) }
+        return fullSync(state: state, elements: elements, settings: settings, families: families, mode: .fresh)
     }
 
     enum FullSyncMode {
-        /// Into an empty ruleset: declarations and contents only.
+        /// Into an empty ruleset: declarations, chains and every element.
         case fresh
-        /// Over whatever kproxy's tables hold: every fixed map, set and chain is flushed and
-        /// refilled, chains and per-index maps in `existing` that are no longer used are
-        /// deleted. The session-affinity map is kept.
+        /// The first step of a full sync over whatever kproxy's tables hold: declarations
+        /// (idempotent), every chain flushed and refilled, new pick maps, and the interval sets
+        /// refilled. The other elements follow in one netlink batch (`NFTNetlinkBatch`), unused
+        /// chains are deleted last (`staleChains`): each step leaves a consistent ruleset.
         case refill
-        /// The tables are deleted and recreated in the same transaction (the fallback when
-        /// their declared shape differs, e.g. left by another kproxy version).
+        /// The tables are deleted and recreated with every element in one transaction (the
+        /// fallback when their declared shape differs, e.g. left by another kproxy version).
         case replace
     }
 
-    /// A full-sync transaction. `existing`: the chain names kproxy's tables hold now.
-    static func fullSync(state: RulesetState, settings: ProxySettings, families: [IPFamily],
-                         existing: [IPFamily: Set<String>], mode: FullSyncMode) -> String {
-        var w = TransactionWriter(capacity: state.elements.count * 48 + 8192)
+    /// A full-sync transaction. With `.refill`, pass only the interval elements.
+    static func fullSync(state: RulesetState, elements: [NFTElement], settings: ProxySettings,
+                         families: [IPFamily], mode: FullSyncMode) -> String {
+        var w = TransactionWriter(capacity: elements.count * 48 + 8192)
         let neededChains = Dictionary(grouping: state.chains.items, by: \.family)
         let neededPicks = Dictionary(grouping: state.picks.items, by: \.family)
         let refill = mode == .refill
@@ -40,38 +42,75 @@ public enum NFTRuleset {
             w.declareTable(f)
             w.declareCollections(f)
             if refill {
-                for c in NFTShape.Collection.fixed { w.flush(f, c) }
+                for c in NFTShape.Collection.fixed where c.isInterval { w.flush(f, c) }
             }
             // Pick chains and their maps, then dispatch chains, then the fixed chains.
-            let picks = (neededPicks[family] ?? []).sorted()
-            for p in picks {
+            for p in (neededPicks[family] ?? []).sorted() {
                 w.line(p.map.declaration(f))
-                if refill { w.flush(f, p.map) }
                 w.chain(f, name: p.name, hook: nil, rules: p.rules(f), flush: refill)
             }
-            let dispatch = (neededChains[family] ?? []).sorted()
-            for ch in dispatch {
+            for ch in (neededChains[family] ?? []).sorted() {
                 w.chain(f, name: ch.name, hook: nil, rules: ch.rules(f), flush: refill)
             }
-            let fixed = NFTShape.fixedChains(f, settings: settings)
-            for ch in fixed {
+            for ch in NFTShape.fixedChains(f, settings: settings) {
                 w.chain(f, name: ch.name, hook: ch.hook, rules: ch.rules, flush: refill)
-            }
-            if refill {
-                // Chains nobody needs any more: dispatch chains first (they jump to pick chains),
-                // then pick chains with their maps.
-                let keep = Set(dispatch.map(\.name)).union(fixed.map(\.name)).union(picks.map(\.name))
-                let stale = (existing[family] ?? []).subtracting(keep)
-                let stalePicks = stale.compactMap { PickChain(family: family, name: $0) }
-                for name in stale.subtracting(stalePicks.map(\.name)).sorted() { w.deleteChain(f, name: name) }
-                for p in stalePicks.sorted() {
-                    w.deleteChain(f, name: p.name)
-                    w.line("delete map \(f.qualifiedTable) \(p.map.name)")
-                }
             }
             w.elements("add", NFTShape.settingsElements(f, settings: settings))
         }
-        w.elements("add", state.elements.items.filter { families.contains($0.family) })
+        w.elements("add", elements.filter { families.contains($0.family) && (!refill || $0.collection.isInterval) })
+        return w.text
+    }
+
+    /// The element part of a refill: for each non-interval map and set kproxy needs, a flush
+    /// and its elements, as one nfnetlink batch (one kernel transaction).
+    static func elementBatch(state: RulesetState, elements: [NFTElement], families: [IPFamily],
+                             firstSequence: UInt32) -> NFTNetlinkBatch {
+        var groups: [NFTShape.Collection: [NFTElement]] = [:]
+        var batch = NFTNetlinkBatch(firstSequence: firstSequence)
+        for family in families {
+            groups.removeAll(keepingCapacity: true)
+            for e in elements where e.family == family && !e.collection.isInterval {
+                groups[e.collection, default: []].append(e)
+            }
+            var collections = NFTShape.Collection.fixed.filter { !$0.isInterval }
+            collections += state.picks.items.filter { $0.family == family }.sorted().map(\.map)
+            for c in collections {
+                batch.flush(family: family, table: NFTShape.tableName, set: c.name)
+                guard let list = groups[c], !list.isEmpty else { continue }
+                batch.add(family: family, table: NFTShape.tableName, set: c.name, count: list.count) { b, i in
+                    let e = list[i]
+                    b.key(e.key)
+                    switch e.value {
+                    case nil: break
+                    case .endpoint(let ip, let port)?: b.data([.address(ip), .port(port)])
+                    case .goto(let chain)?: b.verdict(code: -4, chain: chain)     // NFT_GOTO
+                    case .drop?: b.verdict(code: 0, chain: nil)                    // NF_DROP
+                    }
+                }
+            }
+        }
+        batch.end()
+        return batch
+    }
+
+    /// The last step of a refill: chains (and pick maps) in `existing` that `state` no longer uses.
+    static func staleChains(state: RulesetState, settings: ProxySettings, families: [IPFamily],
+                            existing: [IPFamily: Set<String>]) -> String {
+        var w = TransactionWriter()
+        for family in families {
+            let f = NFTFamily(family)
+            var keep = Set(NFTShape.fixedChains(f, settings: settings).map(\.name))
+            keep.formUnion(state.chains.items.filter { $0.family == family }.map(\.name))
+            keep.formUnion(state.picks.items.filter { $0.family == family }.map(\.name))
+            let stale = (existing[family] ?? []).subtracting(keep)
+            let stalePicks = stale.compactMap { PickChain(family: family, name: $0) }
+            // Dispatch chains first: they jump to pick chains.
+            for name in stale.subtracting(stalePicks.map(\.name)).sorted() { w.deleteChain(f, name: name) }
+            for p in stalePicks.sorted() {
+                w.deleteChain(f, name: p.name)
+                w.line("delete map \(f.qualifiedTable) \(p.map.name)")
+            }
+        }
         return w.text
     }
 

@@ -73,6 +73,19 @@ public enum NFTShape {
 
         static func < (a: Collection, b: Collection) -> Bool { a.name < b.name }
 
+        /// Interval sets (prefixes): always loaded through libnftables, which splits them into ranges.
+        var isInterval: Bool {
+            switch self {
+            case .firewallAllow, .clusterCIDRs, .nodePortAddresses: return true
+            default: return false
+            }
+        }
+
+        /// Elements shared by several service ports (a cluster IP of a multi-port service, a
+        /// hairpin pair of an endpoint several services use): reference-counted. Every other
+        /// element's key belongs to one service port.
+        var isShared: Bool { self == .clusterIPs || self == .hairpin }
+
         /// Maps carry a value per key; sets do not.
         var isMap: Bool {
             switch self {
@@ -201,10 +214,10 @@ public enum NFTShape {
     static func settingsElements(_ f: NFTFamily, settings: ProxySettings) -> [NFTElement] {
         var out: [NFTElement] = []
         for c in settings.clusterCIDRs where c.family == f.ipFamily {
-            out.append(NFTElement(family: f.ipFamily, collection: .clusterCIDRs, key: c.description))
+            out.append(NFTElement(family: f.ipFamily, collection: .clusterCIDRs, key: [.cidr(c)]))
         }
         for c in settings.nodePortAddresses where c.family == f.ipFamily {
-            out.append(NFTElement(family: f.ipFamily, collection: .nodePortAddresses, key: c.description))
+            out.append(NFTElement(family: f.ipFamily, collection: .nodePortAddresses, key: [.cidr(c)]))
         }
         return out
     }

@@ -135,29 +135,37 @@ public final class NFTablesDataPlane: DataPlane, @unchecked Sendable {
             return
         }
 
-        // Full sync.
+        // Full sync, in three steps that each leave a consistent ruleset (see `NFTRuleset.FullSyncMode`).
         state = nil
         appliedVersion = nil
-        let st = RulesetState(table: update.current, families: families)
-        let existing = existingChains(ctx)
-        let text = NFTRuleset.fullSync(state: st, settings: settings, families: families,
-                                       existing: existing, mode: .refill)
-        if let dump = ProcessInfo.processInfo.environment["KPROXY_NFT_DUMP"] {
-            try? text.write(toFile: dump, atomically: true, encoding: .utf8)
-        }
+        var elements: [NFTElement] = []
+        let st = RulesetState(table: update.current, families: families) { elements.append($0) }
         var s = NFTSyncStats(kind: .full)
-        s.elementsAdded = st.elements.count
+        s.elementsAdded = elements.count
         s.chainsAdded = st.chains.count + st.picks.count
-        s.bytes = text.utf8.count
+        let existing = existingChains(ctx)
+        let declarations = NFTRuleset.fullSync(state: st, elements: elements.filter { $0.collection.isInterval },
+                                               settings: settings, families: families, mode: .refill)
+        let batch = NFTRuleset.elementBatch(state: st, elements: elements, families: families,
+                                            firstSequence: nextSequence())
+        let stale = NFTRuleset.staleChains(state: st, settings: settings, families: families, existing: existing)
+        if let dump = ProcessInfo.processInfo.environment["KPROXY_NFT_DUMP"] {
+            try? (declarations + "# … \(elements.count) elements by netlink …\n" + stale)
+                .write(toFile: dump, atomically: true, encoding: .utf8)
+        }
+        s.bytes = declarations.utf8.count + batch.bytes.count + stale.utf8.count
         let t1 = clock.now
         s.renderSeconds = seconds(t1 - t0)
         do {
-            try ctx.run(text)
+            try ctx.run(declarations)
+            try NFTNetlinkSocket.apply(batch)
+            if !stale.isEmpty { try ctx.run(stale) }
         } catch let first {
+            // The tables' declared shape may differ (an older kproxy), or something else is in
+            // the way: replace them whole, every element included, in one transaction.
             s.replacedBecause = "\(first)"
-            // The tables' declared shape may differ (an older kproxy): replace them whole.
-            let replace = NFTRuleset.fullSync(state: st, settings: settings, families: families,
-                                              existing: [:], mode: .replace)
+            let replace = NFTRuleset.fullSync(state: st, elements: elements, settings: settings,
+                                              families: families, mode: .replace)
             do {
                 try ctx.run(replace)
             } catch {
@@ -174,6 +182,12 @@ public final class NFTablesDataPlane: DataPlane, @unchecked Sendable {
                            stats: &s)
         }
         stats = s
+    }
+
+    private var sequence = UInt32.random(in: 1...UInt32.max / 2)
+    private func nextSequence() -> UInt32 {
+        sequence &+= 1_000_000
+        return sequence
     }
 
     private func cleanConntrack(_ filters: [ConntrackFilter], stats s: inout NFTSyncStats) {

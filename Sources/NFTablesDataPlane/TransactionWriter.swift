@@ -57,7 +57,7 @@ struct TransactionWriter {
                 for j in i..<end {
                     if j > i { text += ", " }
                     // A delete names the key only.
-                    text += verb == "delete" ? list[j].key : list[j].text
+                    text += verb == "delete" ? list[j].keyText : list[j].text
                 }
                 text += " }\n"
                 i = end

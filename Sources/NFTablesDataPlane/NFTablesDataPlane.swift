@@ -60,12 +60,12 @@ public final class NFTablesDataPlane: DataPlane, @unchecked Sendable {
     }
 
     deinit {
-        let t = thread
+        // Free the libnftables context on its own thread (without waiting: deinit may run on
+        // that very thread), then let the thread end once its queue is empty.
         let box = ContextBox(context)
         context = nil
-        // Free the libnftables context on its own thread, then let the thread end.
-        t.enqueueRelease(box)
-        t.stop()
+        thread.submit { box.context = nil }
+        thread.stop()
     }
 
     /// Statistics of the last successful or attempted sync.
@@ -251,14 +251,4 @@ public final class NFTablesDataPlane: DataPlane, @unchecked Sendable {
 final class ContextBox: @unchecked Sendable {
     var context: NFTContext?
     init(_ c: NFTContext?) { context = c }
-}
-
-extension NamespaceThread {
-    func enqueueRelease(_ box: ContextBox) {
-        _ = try? runBlockingIfNotCurrent { box.context = nil }
-    }
-
-    private func runBlockingIfNotCurrent(_ body: @escaping @Sendable () -> Void) throws {
-        try runBlocking(body)
-    }
 }

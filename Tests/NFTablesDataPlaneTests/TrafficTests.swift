@@ -154,3 +154,42 @@ extension NFTablesTrafficTests {
         #expect(still == [pod: 6], "affinity after resync: \(still)")
     }
 }
+
+extension NFTablesTrafficTests {
+    @Test func trafficFlowsThroughResyncsAndARestart() async throws {
+        let lab = TrafficLab()
+        defer { lab.tearDown() }
+        try lab.setUp()
+        let settings = ProxySettings(clusterCIDRs: TrafficLab.clusterCIDRs)
+        var plane = try NFTablesDataPlane(settings: settings, netnsPath: lab.nodePath)
+        let entries = [Fixture.service("web", ip: "10.96.100.10", "fd00:96::10", endpoints: [a4, b4, a6, b6],
+                                       type: .nodePort, nodePort: 30080)]
+            + NFTBenchmark.syntheticEntries(count: 2_000, endpoints: 3)
+        let table = Fixture.table(entries)   // synthetic services use 10.96.0.1 – 10.96.7.208
+        try await plane.apply(TableUpdate(previous: nil, current: table, diff: nil))
+
+        // A client connects in a loop while the node resyncs and kproxy "restarts".
+        let client = Task.detached {
+            lab.ns.exec(lab.client, """
+                ok=0; fail=0; for i in $(seq 150); do \
+                  if socat -T1 - TCP:10.96.100.10:80,connect-timeout=1 </dev/null 2>/dev/null | grep -q pod; then ok=$((ok+1)); else fail=$((fail+1)); fi; \
+                done; echo "$ok $fail"
+                """).output
+        }
+        for i in 0..<6 {
+            try await plane.apply(TableUpdate(previous: table, current: table, diff: nil))
+            if i == 3 {
+                plane = try NFTablesDataPlane(settings: settings, netnsPath: lab.nodePath)
+                try await plane.apply(TableUpdate(previous: nil, current: table, diff: nil))
+                let s = await plane.lastSyncStats
+                #expect(s.replacedBecause == nil)
+            }
+        }
+        let counts = await client.value.split(separator: " ").compactMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        #expect(counts.count == 2 && counts[1] == 0, "ok/fail: \(counts)")
+
+        // IPv6 node port, Cluster policy.
+        let v6 = lab.tcp("fd00:50::1", 30080)
+        #expect(v6.hasPrefix("pod-"), "IPv6 node port: \(v6)")
+    }
+}

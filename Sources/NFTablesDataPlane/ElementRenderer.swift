@@ -85,18 +85,24 @@ enum ElementRenderer {
         /// Dispatch for one destination key (`addr . proto . port` or `proto . port`).
         func dispatch(_ key: [NFTField], role: DispatchChain.Role, endpoints: [Endpoint],
                       entryMap: NFTShape.Collection, noEndpointMap: NFTShape.Collection) {
-            guard !endpoints.isEmpty else {
+            // Local roles: clients on this node use every endpoint instead (kube-proxy's short circuit).
+            let shortCircuit = role.isLocal ? entry.clusterEndpoints.of(family) : []
+            if endpoints.isEmpty {
                 add(noEndpointMap, key, noEndpoint)
-                return
+                if shortCircuit.isEmpty { return }
             }
             let chain = DispatchChain(family: family, role: role, endpointCount: endpoints.count,
-                                      affinityTimeout: affinity)
+                                      affinityTimeout: endpoints.isEmpty ? nil : affinity,
+                                      shortCircuitCount: shortCircuit.count)
             c.chains.append(chain)
             c.picks.append(contentsOf: chain.picks)
             add(entryMap, key, .goto(chain.name))
             for (i, ep) in endpoints.enumerated() {
                 let (map, index) = chain.backends(i)
                 add(map, index.map { key + [.mark($0)] } ?? key, .endpoint(ep.ip, ep.port))
+            }
+            for (i, ep) in shortCircuit.enumerated() {
+                add(chain.shortCircuitBackends(i), key, .endpoint(ep.ip, ep.port))
             }
         }
 
@@ -124,7 +130,8 @@ enum ElementRenderer {
                      endpoints: external, entryMap: .nodePorts, noEndpointMap: .noEndpointNodePorts)
         }
         // Hairpin: only a pod on this node can reach itself through this node's rules.
-        for ip in Set((internalEPs + external).filter(\.isLocal).map(\.ip)).sorted() {
+        let used = internalEPs + external + (entry.externalPolicyIsLocal ? entry.clusterEndpoints.of(family) : [])
+        for ip in Set(used.filter(\.isLocal).map(\.ip)).sorted() {
             add(.hairpin, [.address(ip), .address(ip)])
         }
         return c

@@ -27,6 +27,9 @@ public enum NFTShape {
         case backends(Int)
         /// The same for node ports, keyed `l4proto . dport`.
         case nodePortBackends(Int)
+        /// External-Local destinations: their cluster-wide endpoints, for clients on this node.
+        case clusterBackends(Int)
+        case nodePortClusterBackends(Int)
         /// Session-affinity services: `daddr . l4proto . dport . index` (the index travels in the packet mark).
         case backendsAffinity
         case nodePortBackendsAffinity
@@ -58,6 +61,8 @@ public enum NFTShape {
             case .nodePorts: return "service-nodeports"
             case .backends(let i): return "backends-\(i)"
             case .nodePortBackends(let i): return "nodeport-backends-\(i)"
+            case .clusterBackends(let i): return "ext-cluster-backends-\(i)"
+            case .nodePortClusterBackends(let i): return "nodeport-cluster-backends-\(i)"
             case .backendsAffinity: return "backends-affinity"
             case .nodePortBackendsAffinity: return "nodeport-backends-affinity"
             case .clusterIPs: return "cluster-ips"
@@ -89,8 +94,8 @@ public enum NFTShape {
         /// Maps carry a value per key; sets do not.
         var isMap: Bool {
             switch self {
-            case .serviceIPs, .nodePorts, .backends, .nodePortBackends, .backendsAffinity,
-                 .nodePortBackendsAffinity, .noEndpointServices, .noEndpointNodePorts: return true
+            case .serviceIPs, .nodePorts, .backends, .nodePortBackends, .clusterBackends, .nodePortClusterBackends,
+                 .backendsAffinity, .nodePortBackendsAffinity, .noEndpointServices, .noEndpointNodePorts: return true
             default: return false
             }
         }
@@ -106,9 +111,9 @@ public enum NFTShape {
                 body = "type \(t) . inet_proto . inet_service : verdict;"
             case .nodePorts, .noEndpointNodePorts:
                 body = "type inet_proto . inet_service : verdict;"
-            case .backends:
+            case .backends, .clusterBackends:
                 body = "type \(t) . inet_proto . inet_service : \(t) . inet_service;"
-            case .nodePortBackends:
+            case .nodePortBackends, .nodePortClusterBackends:
                 body = "type inet_proto . inet_service : \(t) . inet_service;"
             case .backendsAffinity:
                 body = "type \(t) . inet_proto . inet_service . mark : \(t) . inet_service;"

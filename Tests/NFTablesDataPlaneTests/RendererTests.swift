@@ -37,10 +37,19 @@ struct NFTablesRendererTests {
                                      type: .nodePort, nodePort: 30021, externalIPs: ["192.168.60.21"],
                                      externalPolicy: .local)
         let r = ElementRenderer.contribution(of: remote, family: .ipv4)
-        // Internal traffic still reaches the remote endpoint; external traffic is dropped.
-        #expect(elements(r, .serviceIPs) == ["10.96.0.21 . tcp . 80 : goto svc-1"])
+        // Internal traffic still reaches the remote endpoint; external traffic is dropped, except
+        // from pods on this node and the node itself, which short-circuit to every endpoint.
+        #expect(Set(elements(r, .serviceIPs)) == ["10.96.0.21 . tcp . 80 : goto svc-1",
+                                                   "192.168.60.21 . tcp . 80 : goto ext-local-0-cluster-1"])
         #expect(elements(r, .noEndpointNodePorts) == ["tcp . 30021 : drop"])
         #expect(elements(r, .noEndpointServices) == ["192.168.60.21 . tcp . 80 : drop"])
+        #expect(elements(r, .clusterBackends(0)) == ["192.168.60.21 . tcp . 80 : 10.244.2.2 . 8080"])
+        #expect(elements(r, .nodePortClusterBackends(0)) == ["tcp . 30021 : 10.244.2.2 . 8080"])
+        let chain = r.chains.first { $0.role == .nodePortLocal }!
+        #expect(chain.rules(.ipv4) == [
+            "ip saddr @cluster-cidrs goto np-cluster-pick-0",
+            "fib saddr type local meta mark set meta mark | 0x4000 goto np-cluster-pick-0",
+        ])
     }
 
     @Test func externalPolicyPicksChainRoleAndEndpoints() {
@@ -49,8 +58,8 @@ struct NFTablesRendererTests {
                                 type: .loadBalancer, nodePort: 30031, lbIPs: ["192.168.60.31"], externalPolicy: .local)
         let c = ElementRenderer.contribution(of: e, family: .ipv4)
         #expect(Set(elements(c, .serviceIPs)) == ["10.96.0.31 . tcp . 80 : goto svc-2",
-                                                   "192.168.60.31 . tcp . 80 : goto ext-local-1"])
-        #expect(elements(c, .nodePorts) == ["tcp . 30031 : goto np-local-1"])
+                                                   "192.168.60.31 . tcp . 80 : goto ext-local-1-cluster-2"])
+        #expect(elements(c, .nodePorts) == ["tcp . 30031 : goto np-local-1-cluster-2"])
         #expect(elements(c, .nodePortBackends(0)) == ["tcp . 30031 : 10.244.1.2 . 8080"])
         #expect(elements(c, .hairpin) == ["10.244.1.2 . 10.244.1.2"])
 

@@ -78,7 +78,7 @@ final class TrafficLab: @unchecked Sendable {
     /// One UDP datagram from a fixed source port; returns the answer or "" on timeout.
     func udp(_ host: String, _ port: UInt16, sourcePort: UInt16, from: String? = nil) -> String {
         let target = host.contains(":") ? "[\(host)]" : host
-        let r = ns.exec(from ?? client, "echo hi | timeout 3 socat -T1 - UDP:\(target):\(port),sourceport=\(sourcePort),reuseaddr 2>&1")
+        let r = ns.exec(from ?? client, "echo hi | timeout 4 socat -T3 - UDP:\(target):\(port),sourceport=\(sourcePort),reuseaddr 2>&1")
         return r.output.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 

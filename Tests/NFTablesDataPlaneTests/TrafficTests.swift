@@ -94,6 +94,11 @@ extension NFTablesTrafficTests {
         // Local policy with endpoints only elsewhere: external traffic is dropped (times out).
         let none = lab.tcp("192.168.50.1", 30082, timeout: 1)
         #expect(none.contains("timed out") || none.isEmpty || none.contains("Connection timed out"), "np-local-none: \(none)")
+        // Pods on this node and the node itself short-circuit to every endpoint (kube-proxy does).
+        let fromPod = lab.tcp("192.168.50.1", 30082, from: lab.pods["pod-a"])
+        #expect(fromPod == "pod-b 10.244.1.2", "np-local-none from a local pod: \(fromPod)")
+        let fromNode = lab.tcp("192.168.50.1", 30082, from: lab.node)
+        #expect(fromNode.hasPrefix("pod-b"), "np-local-none from the node: \(fromNode)")
         // A node port without endpoints is refused.
         let empty = lab.tcp("192.168.50.1", 30083)
         #expect(empty.contains("refused"), "np-empty: \(empty)")

@@ -22,17 +22,22 @@ public struct NFTSyncStats: Sendable, Hashable {
     public var conntrackError: String?
     /// Why a full sync had to delete and recreate the tables instead of refilling them in place.
     public var replacedBecause: String?
+    /// The kernel's refusal, when the sync failed (the previous ruleset is still in force).
+    public var error: String?
 }
 
-/// The nftables data plane: programs the kernel of the network namespace it runs in through
-/// libnftables, in process. It owns the tables `ip kproxy` and `ip6 kproxy` and touches nothing else.
+/// The nftables data plane: programs the kernel of the network namespace it runs in, in process
+/// (libnftables for declarations and chains, nfnetlink for bulk element loads). It owns the
+/// tables `ip kproxy` and `ip6 kproxy` and touches nothing else.
 ///
-/// - Full sync: one transaction declares the tables, flushes and refills every map, set and chain
-///   and deletes unused dispatch chains. It replaces whatever an earlier kproxy left without a
-///   window where traffic is unhandled, and keeps session-affinity memory.
-/// - Incremental sync: one small transaction with the element- and chain-level changes of the
-///   service ports in the diff; libnftables then needs no cache of the big maps.
-/// - A refused transaction changes nothing in the kernel; the error carries libnftables' message
+/// - Full sync: three transactions, each leaving a consistent ruleset: declare the tables and
+///   refill every chain (libnftables); flush and refill every map in one nfnetlink batch (an
+///   atomic swap of contents); delete chains nobody uses. It adopts whatever an earlier kproxy
+///   left without a window where traffic is unhandled, and keeps session-affinity memory. If
+///   that fails, the tables are replaced whole in one transaction.
+/// - Incremental sync: one small libnftables transaction with the element- and chain-level
+///   changes of the service ports in the diff; libnftables needs no cache of the big maps.
+/// - A refused transaction changes nothing in the kernel; the error carries the kernel's message
 ///   and the next sync is a full one.
 public final class NFTablesDataPlane: DataPlane, @unchecked Sendable {
     public let mode = "nftables"
@@ -45,13 +50,20 @@ public final class NFTablesDataPlane: DataPlane, @unchecked Sendable {
     private var context: NFTContext?
     private var state: RulesetState?
     private var appliedVersion: UInt64?
-    private var stats = NFTSyncStats(kind: .unchanged)
+    private var stats = NFTSyncStats(kind: .unchanged) {
+        didSet { observer?(stats) }
+    }
+    private let observer: (@Sendable (NFTSyncStats) -> Void)?
 
     /// - Parameters:
     ///   - netnsPath: program another network namespace (`/run/netns/NAME`); nil: this process's.
     ///   - conntrackCleanup: delete stale UDP conntrack entries after syncs.
+    ///   - observer: called after every sync attempt with what it did (for logs and metrics);
+    ///     runs on the data plane's thread, so it must not call back into the data plane.
     public init(settings: ProxySettings = ProxySettings(), families: [IPFamily] = IPFamily.allCases,
-                netnsPath: String? = nil, conntrackCleanup: Bool = true) throws {
+                netnsPath: String? = nil, conntrackCleanup: Bool = true,
+                observer: (@Sendable (NFTSyncStats) -> Void)? = nil) throws {
+        self.observer = observer
         self.settings = settings
         self.families = families
         self.conntrackCleanup = conntrackCleanup
@@ -121,6 +133,7 @@ public final class NFTablesDataPlane: DataPlane, @unchecked Sendable {
                 do {
                     try ctx.run(text)
                 } catch {
+                    s.error = "\(error)"
                     stats = s
                     appliedVersion = nil
                     throw error
@@ -169,8 +182,10 @@ public final class NFTablesDataPlane: DataPlane, @unchecked Sendable {
             do {
                 try ctx.run(replace)
             } catch {
+                let failure = NFTError(message: "\(error)\n(after a first attempt failed with: \(first))")
+                s.error = failure.description
                 stats = s
-                throw NFTError(message: "\(error)\n(after a first attempt failed with: \(first))")
+                throw failure
             }
         }
         s.kernelSeconds = seconds(clock.now - t1)

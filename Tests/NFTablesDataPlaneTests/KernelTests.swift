@@ -100,7 +100,9 @@ struct NFTablesKernelTests {
         let ns = Namespaces()
         defer { ns.destroy() }
         let n = try ns.create("node")
-        let plane = try NFTablesDataPlane(settings: settings, families: [.ipv4], netnsPath: ns.path(n))
+        let observed = ObservedStats()
+        let plane = try NFTablesDataPlane(settings: settings, families: [.ipv4], netnsPath: ns.path(n),
+                                          observer: { observed.append($0) })
         let t1 = Fixture.table([web, empty], version: 1)
         try await plane.apply(TableUpdate(previous: nil, current: t1, diff: nil))
         // Someone else put a conflicting element where the new service's entry must go.
@@ -117,6 +119,7 @@ struct NFTablesKernelTests {
                                               diff: TableDiff(added: [late.name], changed: [web.name])))
         }
         #expect(ns.exec(n, "nft list ruleset").output == before, "a refused transaction changed the ruleset")
+        #expect(observed.all.last?.error?.contains("File exists") == true, "observed: \(observed.all)")
         do {
             try await plane.apply(TableUpdate(previous: t1, current: t2,
                                               diff: TableDiff(added: [late.name], changed: [web.name])))
@@ -168,4 +171,12 @@ struct NFTablesKernelTests {
         #expect(!tables.contains("table ip kproxy\n") && !tables.contains("table ip6 kproxy"))
         try await plane.cleanup()   // idempotent
     }
+}
+
+/// Collects what a data plane's observer reports.
+final class ObservedStats: @unchecked Sendable {
+    private let lock = NSLock()
+    private var items: [NFTSyncStats] = []
+    func append(_ s: NFTSyncStats) { lock.withLock { items.append(s) } }
+    var all: [NFTSyncStats] { lock.withLock { items } }
 }

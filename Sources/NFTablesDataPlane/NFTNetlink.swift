@@ -51,11 +51,23 @@ struct NFTNetlinkBatch {
     /// Adds elements; `encode` writes one element's attributes (key, data) for index `i`.
     mutating func add(family: IPFamily, table: String, set: String, count: Int,
                       encode: (inout NFTNetlinkBatch, Int) -> Void) {
+        elements(add: true, family: family, table: table, set: set, count: count, encode: encode)
+    }
+
+    /// Deletes elements; `encode` writes one element's key for index `i`.
+    mutating func delete(family: IPFamily, table: String, set: String, count: Int,
+                         encode: (inout NFTNetlinkBatch, Int) -> Void) {
+        elements(add: false, family: family, table: table, set: set, count: count, encode: encode)
+    }
+
+    private mutating func elements(add: Bool, family: IPFamily, table: String, set: String, count: Int,
+                                   encode: (inout NFTNetlinkBatch, Int) -> Void) {
         var i = 0
         while i < count {
             let start = bytes.count
-            acked[seq] = "add element \(set)"
-            header(type: Self.subsys << 8 | Self.newSetElem, flags: Self.request | Self.create | Self.ack, family: family)
+            acked[seq] = "\(add ? "add" : "delete") element \(set)"
+            header(type: Self.subsys << 8 | (add ? Self.newSetElem : Self.delSetElem),
+                   flags: Self.request | Self.ack | (add ? Self.create : 0), family: family)
             string(1, table)
             string(2, set)
             let list = beginNested(3)                       // NFTA_SET_ELEM_LIST_ELEMENTS

@@ -76,21 +76,77 @@ public enum NFTRuleset {
             collections += state.picks.items.filter { $0.family == family }.sorted().map(\.map)
             for c in collections {
                 batch.flush(family: family, table: NFTShape.tableName, set: c.name)
-                guard let list = groups[c], !list.isEmpty else { continue }
-                batch.add(family: family, table: NFTShape.tableName, set: c.name, count: list.count) { b, i in
-                    let e = list[i]
-                    b.key(e.key)
-                    switch e.value {
-                    case nil: break
-                    case .endpoint(let ip, let port)?: b.data([.address(ip), .port(port)])
-                    case .goto(let chain)?: b.verdict(code: -4, chain: chain)     // NFT_GOTO
-                    case .drop?: b.verdict(code: 0, chain: nil)                    // NF_DROP
-                    }
-                }
+                if let list = groups[c] { add(list, to: &batch) }
             }
         }
         batch.end()
         return batch
+    }
+
+    /// Adds elements of one family and collection to a batch.
+    private static func add(_ list: [NFTElement], to batch: inout NFTNetlinkBatch) {
+        guard let first = list.first else { return }
+        batch.add(family: first.family, table: NFTShape.tableName, set: first.collection.name, count: list.count) { b, i in
+            let e = list[i]
+            b.key(e.key)
+            switch e.value {
+            case nil: break
+            case .endpoint(let ip, let port)?: b.data([.address(ip), .port(port)])
+            case .goto(let chain)?: b.verdict(code: -4, chain: chain)     // NFT_GOTO
+            case .drop?: b.verdict(code: 0, chain: nil)                    // NF_DROP
+            }
+        }
+    }
+
+    /// A large incremental step split like a full sync: `incrementalChains` (new chains and
+    /// pick maps, libnftables), this batch (every element removal, then every addition, one
+    /// kernel transaction), then `incrementalCleanup` (chains nobody uses).
+    static func incrementalBatch(_ delta: RulesetState.Delta, firstSequence: UInt32) -> NFTNetlinkBatch {
+        var batch = NFTNetlinkBatch(firstSequence: firstSequence)
+        func groups(_ s: Set<NFTElement>) -> [[NFTElement]] {
+            Dictionary(grouping: s.filter { !$0.collection.isInterval }) { FamilyCollection(family: $0.family, collection: $0.collection) }
+                .sorted { $0.key < $1.key }.map(\.value)
+        }
+        for list in groups(delta.elements.removed) {
+            batch.delete(family: list[0].family, table: NFTShape.tableName, set: list[0].collection.name,
+                         count: list.count) { b, i in b.key(list[i].key) }
+        }
+        for list in groups(delta.elements.added) { add(list, to: &batch) }
+        batch.end()
+        return batch
+    }
+
+    /// The libnftables part of a large incremental step before the batch: new pick chains with
+    /// their maps, new dispatch chains, and interval-set element changes.
+    static func incrementalChains(_ delta: RulesetState.Delta) -> String {
+        var w = TransactionWriter()
+        for p in delta.picks.added.sorted() {
+            let f = NFTFamily(p.family)
+            w.line(p.map.declaration(f))
+            w.chain(f, name: p.name, hook: nil, rules: p.rules(f), flush: false)
+        }
+        for ch in delta.chains.added.sorted() {
+            let f = NFTFamily(ch.family)
+            w.chain(f, name: ch.name, hook: nil, rules: ch.rules(f), flush: false)
+        }
+        w.elements("delete", delta.elements.removed.filter(\.collection.isInterval))
+        w.elements("add", delta.elements.added.filter(\.collection.isInterval))
+        return w.text
+    }
+
+    /// The libnftables part of a large incremental step after the batch: chains and pick maps
+    /// nobody uses any more.
+    static func incrementalCleanup(_ delta: RulesetState.Delta) -> String {
+        var w = TransactionWriter()
+        for ch in delta.chains.removed.sorted() {
+            w.deleteChain(NFTFamily(ch.family), name: ch.name)
+        }
+        for p in delta.picks.removed.sorted() {
+            let f = NFTFamily(p.family)
+            w.deleteChain(f, name: p.name)
+            w.line("delete map \(f.qualifiedTable) \(p.map.name)")
+        }
+        return w.text
     }
 
     /// The last step of a refill: chains (and pick maps) in `existing` that `state` no longer uses.
@@ -129,14 +185,12 @@ public enum NFTRuleset {
         }
         w.elements("delete", delta.elements.removed)
         w.elements("add", delta.elements.added)
-        for ch in delta.chains.removed.sorted() {
-            w.deleteChain(NFTFamily(ch.family), name: ch.name)
-        }
-        for p in delta.picks.removed.sorted() {
-            let f = NFTFamily(p.family)
-            w.deleteChain(f, name: p.name)
-            w.line("delete map \(f.qualifiedTable) \(p.map.name)")
-        }
-        return w.text
+        return w.text + incrementalCleanup(delta)
     }
+}
+
+struct FamilyCollection: Hashable, Comparable {
+    var family: IPFamily
+    var collection: NFTShape.Collection
+    static func < (a: Self, b: Self) -> Bool { (a.family, a.collection) < (b.family, b.collection) }
 }

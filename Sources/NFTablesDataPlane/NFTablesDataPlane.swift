@@ -41,6 +41,8 @@ public struct NFTSyncStats: Sendable, Hashable {
 ///   and the next sync is a full one.
 public final class NFTablesDataPlane: DataPlane, @unchecked Sendable {
     public let mode = "nftables"
+    /// Element changes above which an incremental step loads them over nfnetlink.
+    static let largeDelta = 2_000
     public let settings: ProxySettings
     public let families: [IPFamily]
     public let conntrackCleanup: Bool
@@ -126,12 +128,28 @@ public final class NFTablesDataPlane: DataPlane, @unchecked Sendable {
             s.chainsAdded = delta.chains.added.count + delta.picks.added.count
             s.chainsRemoved = delta.chains.removed.count + delta.picks.removed.count
             if !delta.isEmpty {
-                let text = NFTRuleset.incremental(delta)
-                s.bytes = text.utf8.count
+                // Small steps: one libnftables transaction. Large ones (thousands of elements,
+                // where libnftables' text parsing would dominate): split like a full sync, the
+                // elements in one nfnetlink batch.
+                let large = delta.elements.added.count + delta.elements.removed.count > Self.largeDelta
+                var steps: [() throws -> Void] = []
+                if large {
+                    let before = NFTRuleset.incrementalChains(delta)
+                    let batch = NFTRuleset.incrementalBatch(delta, firstSequence: nextSequence())
+                    let after = NFTRuleset.incrementalCleanup(delta)
+                    s.bytes = before.utf8.count + batch.bytes.count + after.utf8.count
+                    if !before.isEmpty { steps.append { try ctx.run(before) } }
+                    steps.append { try NFTNetlinkSocket.apply(batch) }
+                    if !after.isEmpty { steps.append { try ctx.run(after) } }
+                } else {
+                    let text = NFTRuleset.incremental(delta)
+                    s.bytes = text.utf8.count
+                    steps.append { try ctx.run(text) }
+                }
                 let t1 = clock.now
                 s.renderSeconds = seconds(t1 - t0)
                 do {
-                    try ctx.run(text)
+                    for step in steps { try step() }
                 } catch {
                     s.error = "\(error)"
                     stats = s

@@ -64,10 +64,4 @@ struct TransactionWriter {
             }
         }
     }
-
-    private struct FamilyCollection: Hashable, Comparable {
-        var family: IPFamily
-        var collection: NFTShape.Collection
-        static func < (a: Self, b: Self) -> Bool { (a.family, a.collection) < (b.family, b.collection) }
-    }
 }

@@ -132,6 +132,53 @@ struct NFTablesKernelTests {
         #expect(out.contains("10.96.0.99 . tcp . 80 : goto svc-1"))
     }
 
+    @Test func largeIncrementalStepGoesThroughOneBatch() async throws {
+        let ns = Namespaces()
+        defer { ns.destroy() }
+        let n = try ns.create("node")
+        let plane = try NFTablesDataPlane(settings: settings, families: [.ipv4], netnsPath: ns.path(n))
+        let node = Fixture.node
+        let t1 = ServiceTable(version: 1, node: node, entries: NFTBenchmark.syntheticEntries(count: 1_500, endpoints: 2))
+        try await plane.apply(TableUpdate(previous: nil, current: t1, diff: nil))
+
+        // Every endpoint moves, 500 services go, and the rest get a third endpoint.
+        let moved = NFTBenchmark.syntheticEntries(count: 1_000, endpoints: 3, endpointShift: 100_000)
+        let t2 = ServiceTable(version: 2, node: node, entries: moved)
+        try await plane.apply(TableUpdate(previous: t1, current: t2, diff: TableDiff.between(t1, t2)))
+        let s = await plane.lastSyncStats
+        #expect(s.kind == .incremental && s.error == nil)
+        #expect(s.elementsAdded > NFTablesDataPlane.largeDelta)
+        #expect(elements(ns, n, "service-ips").count == 1_000)
+        #expect(elements(ns, n, "backends-2").count == 1_000)
+        #expect(elements(ns, n, "cluster-ips").count == 1_000)
+        let c = chains(ns, n)
+        #expect(c.contains("svc-3") && c.contains("pick-2") && !c.contains("svc-2"))
+        let listing = ns.exec(n, "nft list map ip kproxy backends-0").output
+        #expect(listing.contains("10.96.0.1 . tcp . 80 : 10.129.134.160 . 8080"))   // 10.128.0.0 + 100000
+
+        // And back, incrementally: the third pick chain and its map go away.
+        try await plane.apply(TableUpdate(previous: t2, current: t1, diff: TableDiff.between(t2, t1)))
+        #expect(!chains(ns, n).contains("pick-2"))
+        #expect(elements(ns, n, "service-ips").count == 1_500)
+    }
+
+    @Test func refusedFullSyncKeepsTheServicesInForce() async throws {
+        let ns = Namespaces()
+        defer { ns.destroy() }
+        let n = try ns.create("node")
+        let plane = try NFTablesDataPlane(settings: settings, families: [.ipv4], netnsPath: ns.path(n))
+        try await plane.apply(TableUpdate(previous: nil, current: Fixture.table([web, dns]), diff: nil))
+        let before = elements(ns, n, "service-ips") + elements(ns, n, "backends-0")
+        // Two services claiming one address and port: the kernel refuses the map contents.
+        let clash = Fixture.service("clash", ip: "10.96.0.10", endpoints: [Fixture.ep("10.244.9.9")])
+        await #expect(throws: NFTError.self) {
+            try await plane.apply(TableUpdate(previous: nil, current: Fixture.table([web, dns, clash]), diff: nil))
+        }
+        let s = await plane.lastSyncStats
+        #expect(s.error?.contains("File exists") == true, "error: \(s.error ?? "")")
+        #expect(elements(ns, n, "service-ips") + elements(ns, n, "backends-0") == before)
+    }
+
     @Test func restartAdoptsTheRulesetInPlace() async throws {
         let ns = Namespaces()
         defer { ns.destroy() }

@@ -116,13 +116,13 @@ enum ElementRenderer {
             dispatch([.address(ip), proto, port], role: externalRole, endpoints: external,
                      entryMap: .serviceIPs, noEndpointMap: .noEndpointServices)
         }
-        if !entry.loadBalancerSourceRanges.isEmpty {
+        // As kube-proxy: source ranges are split by family, and a family without any is unrestricted.
+        let ranges = entry.loadBalancerSourceRanges.filter { $0.family == family }
+        if !ranges.isEmpty {
             for ip in entry.loadBalancerIPs.of(family) {
                 let key: [NFTField] = [.address(ip), proto, port]
                 add(.firewallIPs, key)
-                for range in entry.loadBalancerSourceRanges where range.family == family {
-                    add(.firewallAllow, key + [.cidr(range)])
-                }
+                for range in ranges { add(.firewallAllow, key + [.cidr(range)]) }
             }
         }
         if let nodePort = entry.nodePort {

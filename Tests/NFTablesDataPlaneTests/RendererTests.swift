@@ -94,6 +94,12 @@ struct NFTablesRendererTests {
         #expect(elements(v6, .firewallAllow) == ["fd00:60::60 . tcp . 80 . fd00:50::/64"])
         #expect(elements(v6, .backends(0)).contains("fd00:96::60 . tcp . 80 : fd00:244::2 . 8080"))
         #expect(v4.elements.allSatisfy { $0.family == .ipv4 } && v6.elements.allSatisfy { $0.family == .ipv6 })
+
+        // Ranges of one family only: the other family's load-balancer IP is unrestricted (kube-proxy).
+        var v4only = e
+        v4only.loadBalancerSourceRanges = [CIDR("192.168.50.0/24")!]
+        #expect(elements(ElementRenderer.contribution(of: v4only, family: .ipv6), .firewallIPs).isEmpty)
+        #expect(elements(ElementRenderer.contribution(of: v4only, family: .ipv4), .firewallIPs) == ["192.168.60.60 . tcp . 80"])
     }
 
     @Test func chainCountDoesNotGrowWithServices() {

@@ -198,3 +198,27 @@ extension NFTablesTrafficTests {
         #expect(v6.hasPrefix("pod-"), "IPv6 node port: \(v6)")
     }
 }
+
+extension NFTablesTrafficTests {
+    @Test func nodePortAddressesAndMasqueradeAll() async throws {
+        let lab = TrafficLab()
+        defer { lab.tearDown() }
+        try lab.setUp()
+        let settings = ProxySettings(clusterCIDRs: TrafficLab.clusterCIDRs, masqueradeAll: true,
+                                     nodePortAddresses: [CIDR("192.168.50.0/24")!])
+        let plane = try NFTablesDataPlane(settings: settings, netnsPath: lab.nodePath)
+        let table = Fixture.table([
+            Fixture.service("web", ip: "10.96.0.10", endpoints: [b4], type: .nodePort, nodePort: 30080),
+        ])
+        try await plane.apply(TableUpdate(previous: nil, current: table, diff: nil))
+
+        // The node port answers on the node's address inside --nodeport-addresses only.
+        let inside = lab.tcp("192.168.50.1", 30080)
+        #expect(inside.hasPrefix("pod-b"), "node port in range: \(inside)")
+        let outside = lab.tcp("10.244.1.1", 30080, from: lab.pods["pod-a"])
+        #expect(!outside.hasPrefix("pod-"), "node port out of range: \(outside)")
+        // --masquerade-all: even a pod's traffic to a cluster IP is masqueraded.
+        let fromPod = lab.tcp("10.96.0.10", 80, from: lab.pods["pod-a"])
+        #expect(fromPod == "pod-b 10.244.2.1", "masquerade-all: \(fromPod)")
+    }
+}

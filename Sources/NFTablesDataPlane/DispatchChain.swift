@@ -1,4 +1,5 @@
 import NetworkTypes
+import ServiceTable
 
 /// A chain shared by every service destination with the same way of choosing an endpoint:
 /// its role, its number of endpoints, and its session-affinity timeout. There is one per
@@ -58,15 +59,14 @@ struct DispatchChain: Hashable, Sendable, Comparable {
         return out
     }
 
-    /// Where endpoint `i` of a destination using this chain is stored, and the index that ends
-    /// its key (affinity maps only).
-    func backends(_ i: Int) -> (NFTShape.Collection, index: UInt32?) {
-        switch (role.isNodePort, affinityTimeout != nil) {
-        case (false, false): return (.backends(i), nil)
-        case (true, false): return (.nodePortBackends(i), nil)
-        case (false, true): return (.backendsAffinity, affinityIndex(i))
-        case (true, true): return (.nodePortBackendsAffinity, affinityIndex(i))
-        }
+    /// Where endpoint `i` of a destination using this chain is stored (without affinity).
+    func backends(_ i: Int) -> NFTShape.Collection {
+        role.isNodePort ? .nodePortBackends(i) : .backends(i)
+    }
+
+    /// The maps an affinity destination uses: slot → endpoint, and position → slot.
+    var affinityMaps: (backends: NFTShape.Collection, slots: NFTShape.Collection) {
+        role.isNodePort ? (.nodePortBackendsAffinity, .nodePortAffinitySlots) : (.backendsAffinity, .affinitySlots)
     }
 
     /// Where cluster-wide endpoint `i` of a Local destination is stored for the short circuit.
@@ -74,10 +74,30 @@ struct DispatchChain: Hashable, Sendable, Comparable {
         PickChain(family: family, kind: shortCircuitKind, index: i).map
     }
 
-    /// The index stored for endpoint `i` under affinity: the masquerade bit rides along in the
-    /// mark, so it is part of the key.
-    func affinityIndex(_ i: Int) -> UInt32 {
-        UInt32(i) | (role.masquerades ? NFTShape.masqueradeBit : 0)
+    /// Affinity slots of a destination's endpoints: a number derived from the endpoint's address
+    /// and port, so a client remembered on an endpoint stays there while that endpoint stays,
+    /// whatever else changes (kube-proxy keeps affinity per endpoint too). Slots avoid the
+    /// masquerade bit, which rides along for roles that masquerade; collisions within the
+    /// destination move to the next free number.
+    func affinitySlots(_ endpoints: [Endpoint]) -> [UInt32] {
+        var taken = Set<UInt32>()
+        return endpoints.map { ep in
+            var slot = Self.slotHash(ep) & Self.slotMask
+            while taken.contains(slot) { slot = (slot &+ 1) & Self.slotMask }
+            taken.insert(slot)
+            return slot | (role.masquerades ? NFTShape.masqueradeBit : 0)
+        }
+    }
+
+    private static let slotMask: UInt32 = 0x7FFF_FFFF & ~NFTShape.masqueradeBit
+
+    /// FNV-1a over the address bytes and port: stable across processes (unlike `Hasher`).
+    private static func slotHash(_ ep: Endpoint) -> UInt32 {
+        var h: UInt32 = 2_166_136_261
+        for b in ep.ip.bytes + [UInt8(ep.port >> 8), UInt8(ep.port & 0xff)] {
+            h = (h ^ UInt32(b)) &* 16_777_619
+        }
+        return h
     }
 
     /// `numgen random mod N vmap { … }` over pick chains (a plain goto for one).
@@ -105,15 +125,17 @@ struct DispatchChain: Hashable, Sendable, Comparable {
             rules.append(Self.spread((0..<endpointCount).map { PickChain(family: family, kind: pickKind, index: $0) }))
             return rules
         }
-        // Session affinity: the packet mark carries the endpoint index from the lookup (or a
-        // fresh random pick) to the DNAT; the choice is (re)recorded with the service's timeout.
-        // A remembered index that no longer exists misses in the backends map and falls through.
-        let map = "@\(backends(0).0.name)"
+        // Session affinity: the packet mark carries the endpoint's slot from the client's entry in
+        // @affinity — or from a random position turned into a slot — to the DNAT, and the choice
+        // is (re)recorded with the service's timeout. A remembered slot whose endpoint is gone
+        // misses in the backends map and falls through to a fresh pick.
+        let (backends, slots) = affinityMaps
         let affinityKey = "\(a) saddr . \(a) daddr . meta l4proto . th dport"
         let record = "update @\(NFTShape.affinityMap) { \(affinityKey) timeout \(timeout)s : meta mark }"
-        let offset = role.masquerades ? " offset \(NFTShape.hex(NFTShape.masqueradeBit))" : ""
-        rules.append("meta mark set \(affinityKey) map @\(NFTShape.affinityMap) \(record) dnat to \(key) . meta mark map \(map)")
-        rules.append("meta mark set numgen random mod \(endpointCount)\(offset) \(record) dnat to \(key) . meta mark map \(map)")
+        let dnat = "dnat to \(key) . meta mark map @\(backends.name)"
+        rules.append("meta mark set \(affinityKey) map @\(NFTShape.affinityMap) \(record) \(dnat)")
+        rules.append("meta mark set numgen random mod \(endpointCount)")
+        rules.append("meta mark set \(key) . meta mark map @\(slots.name) \(record) \(dnat)")
         return rules
     }
 

@@ -26,12 +26,15 @@ enum NFTValue: Hashable, Sendable {
     case goto(String)
     case drop
     case endpoint(IPAddress, UInt16)
+    /// An affinity slot.
+    case mark(UInt32)
 
     var text: String {
         switch self {
         case .goto(let chain): return "goto \(chain)"
         case .drop: return "drop"
         case .endpoint(let ip, let port): return "\(ip) . \(port)"
+        case .mark(let m): return String(m)
         }
     }
 }
@@ -97,9 +100,16 @@ enum ElementRenderer {
             c.chains.append(chain)
             c.picks.append(contentsOf: chain.picks)
             add(entryMap, key, .goto(chain.name))
-            for (i, ep) in endpoints.enumerated() {
-                let (map, index) = chain.backends(i)
-                add(map, index.map { key + [.mark($0)] } ?? key, .endpoint(ep.ip, ep.port))
+            if chain.affinityTimeout != nil {
+                let (backends, slots) = chain.affinityMaps
+                for (i, slot) in chain.affinitySlots(endpoints).enumerated() {
+                    add(slots, key + [.mark(UInt32(i))], .mark(slot))
+                    add(backends, key + [.mark(slot)], .endpoint(endpoints[i].ip, endpoints[i].port))
+                }
+            } else {
+                for i in endpoints.indices {
+                    add(chain.backends(i), key, .endpoint(endpoints[i].ip, endpoints[i].port))
+                }
             }
             for (i, ep) in shortCircuit.enumerated() {
                 add(chain.shortCircuitBackends(i), key, .endpoint(ep.ip, ep.port))

@@ -94,6 +94,7 @@ public enum NFTRuleset {
             case .endpoint(let ip, let port)?: b.data([.address(ip), .port(port)])
             case .goto(let chain)?: b.verdict(code: -4, chain: chain)     // NFT_GOTO
             case .drop?: b.verdict(code: 0, chain: nil)                    // NF_DROP
+            case .mark(let m)?: b.data([.mark(m)])
             }
         }
     }

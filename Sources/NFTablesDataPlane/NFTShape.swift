@@ -30,9 +30,13 @@ public enum NFTShape {
         /// External-Local destinations: their cluster-wide endpoints, for clients on this node.
         case clusterBackends(Int)
         case nodePortClusterBackends(Int)
-        /// Session-affinity services: `daddr . l4proto . dport . index` (the index travels in the packet mark).
+        /// Session-affinity services: `daddr . l4proto . dport . slot` → endpoint, where the slot is
+        /// a stable number derived from the endpoint (it travels in the packet mark)…
         case backendsAffinity
         case nodePortBackendsAffinity
+        /// … and `daddr . l4proto . dport . position` → slot, to turn a random pick into a slot.
+        case affinitySlots
+        case nodePortAffinitySlots
         /// Every cluster IP: traffic still addressed to one after DNAT is rejected (unknown port).
         case clusterIPs
         /// Service ports with no usable endpoint → `goto reject-chain` or `drop`.
@@ -50,7 +54,8 @@ public enum NFTShape {
 
         /// The collections that always exist (per-index backends maps come and go with their pick chains).
         static let fixed: [Collection] = [
-            .serviceIPs, .nodePorts, .backendsAffinity, .nodePortBackendsAffinity, .clusterIPs,
+            .serviceIPs, .nodePorts, .backendsAffinity, .nodePortBackendsAffinity, .affinitySlots,
+            .nodePortAffinitySlots, .clusterIPs,
             .noEndpointServices, .noEndpointNodePorts, .firewallIPs, .firewallAllow, .hairpin,
             .clusterCIDRs, .nodePortAddresses,
         ]
@@ -65,6 +70,8 @@ public enum NFTShape {
             case .nodePortClusterBackends(let i): return "nodeport-cluster-backends-\(i)"
             case .backendsAffinity: return "backends-affinity"
             case .nodePortBackendsAffinity: return "nodeport-backends-affinity"
+            case .affinitySlots: return "affinity-slots"
+            case .nodePortAffinitySlots: return "nodeport-affinity-slots"
             case .clusterIPs: return "cluster-ips"
             case .noEndpointServices: return "no-endpoint-services"
             case .noEndpointNodePorts: return "no-endpoint-nodeports"
@@ -95,7 +102,8 @@ public enum NFTShape {
         var isMap: Bool {
             switch self {
             case .serviceIPs, .nodePorts, .backends, .nodePortBackends, .clusterBackends, .nodePortClusterBackends,
-                 .backendsAffinity, .nodePortBackendsAffinity, .noEndpointServices, .noEndpointNodePorts: return true
+                 .backendsAffinity, .nodePortBackendsAffinity, .affinitySlots, .nodePortAffinitySlots,
+                 .noEndpointServices, .noEndpointNodePorts: return true
             default: return false
             }
         }
@@ -119,6 +127,10 @@ public enum NFTShape {
                 body = "type \(t) . inet_proto . inet_service . mark : \(t) . inet_service;"
             case .nodePortBackendsAffinity:
                 body = "type inet_proto . inet_service . mark : \(t) . inet_service;"
+            case .affinitySlots:
+                body = "type \(t) . inet_proto . inet_service . mark : mark;"
+            case .nodePortAffinitySlots:
+                body = "type inet_proto . inet_service . mark : mark;"
             case .clusterIPs:
                 body = "type \(t);"
             case .firewallIPs:
@@ -135,7 +147,7 @@ public enum NFTShape {
     }
 
     /// The dynamic map of session-affinity choices, `saddr . daddr . l4proto . dport` → endpoint
-    /// index (as a packet mark). Filled by the packet path, so syncs never flush it.
+    /// slot (as a packet mark). Filled by the packet path, so syncs never flush it.
     static let affinityMap = "affinity"
 
     static func affinityDeclaration(_ f: NFTFamily) -> String {

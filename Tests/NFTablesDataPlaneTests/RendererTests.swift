@@ -69,19 +69,31 @@ struct NFTablesRendererTests {
         #expect(np.rules(.ipv4).first == "meta mark set meta mark | 0x4000")
     }
 
-    @Test func sessionAffinityUsesTheMarkIndexedMap() {
-        let e = Fixture.service("sticky", ip: "10.96.0.50", endpoints: [Fixture.ep("10.244.1.2"), Fixture.ep("10.244.2.2")],
-                                type: .nodePort, nodePort: 30050, affinity: 600)
-        let c = ElementRenderer.contribution(of: e, family: .ipv4)
-        #expect(elements(c, .serviceIPs) == ["10.96.0.50 . tcp . 80 : goto svc-2-affinity-600"])
-        #expect(elements(c, .backendsAffinity) == ["10.96.0.50 . tcp . 80 . 0 : 10.244.1.2 . 8080",
-                                                    "10.96.0.50 . tcp . 80 . 1 : 10.244.2.2 . 8080"])
-        // Node ports under a Cluster policy carry the masquerade bit in the index.
-        #expect(elements(c, .nodePortBackendsAffinity) == ["tcp . 30050 . 16384 : 10.244.1.2 . 8080",
-                                                            "tcp . 30050 . 16385 : 10.244.2.2 . 8080"])
-        #expect(c.picks.isEmpty)
-        let rules = c.chains.first { $0.role == .clusterIP }!.rules(.ipv4)
-        #expect(rules.count == 2 && rules.allSatisfy { $0.contains("timeout 600s") })
+    @Test func sessionAffinityUsesStableSlots() {
+        let a = Fixture.ep("10.244.1.2"), b = Fixture.ep("10.244.2.2"), c = Fixture.ep("10.244.3.2")
+        let e = Fixture.service("sticky", ip: "10.96.0.50", endpoints: [a, b, c], type: .nodePort, nodePort: 30050, affinity: 600)
+        let r = ElementRenderer.contribution(of: e, family: .ipv4)
+        #expect(elements(r, .serviceIPs) == ["10.96.0.50 . tcp . 80 : goto svc-3-affinity-600"])
+        #expect(r.picks.isEmpty)
+        // position → slot, and slot → endpoint, for the cluster IP and (with the masquerade bit) the node port.
+        let slots = elements(r, .affinitySlots)
+        let backends = elements(r, .backendsAffinity)
+        #expect(slots.count == 3 && backends.count == 3)
+        #expect(slots[0].hasPrefix("10.96.0.50 . tcp . 80 . 0 : "))
+        let slotOfA = UInt32(slots[0].split(separator: " ").last!)!
+        #expect(slotOfA & NFTShape.masqueradeBit == 0)
+        #expect(backends[0] == "10.96.0.50 . tcp . 80 . \(slotOfA) : 10.244.1.2 . 8080")
+        let npSlots = elements(r, .nodePortAffinitySlots).map { UInt32($0.split(separator: " ").last!)! }
+        #expect(npSlots.allSatisfy { $0 & NFTShape.masqueradeBit != 0 })
+
+        // b goes away: a and c keep their slots, so their clients stay with them.
+        var e2 = e
+        e2.endpoints = [a, c]; e2.clusterEndpoints = [a, c]
+        let r2 = ElementRenderer.contribution(of: e2, family: .ipv4)
+        let kept = Set(elements(r2, .backendsAffinity))
+        #expect(kept.isSubset(of: Set(backends)) && kept.count == 2)
+        let rules = r.chains.first { $0.role == .clusterIP }!.rules(.ipv4)
+        #expect(rules.count == 3 && rules[0].contains("timeout 600s") && rules[2].contains("@affinity-slots"))
     }
 
     @Test func dualStackAndSourceRanges() {

@@ -157,6 +157,15 @@ extension NFTablesTrafficTests {
         try await plane.apply(TableUpdate(previous: t2, current: t2, diff: nil))
         let still = lab.spread("10.96.0.50", 80, count: 6)
         #expect(still == [pod: 6], "affinity after resync: \(still)")
+
+        // The endpoint the client sticks to goes away: its next connections go to the other one.
+        let other = pod == "pod-a" ? b4 : a4
+        var sticky2 = sticky
+        sticky2.endpoints = [other]; sticky2.clusterEndpoints = [other]
+        let t3 = Fixture.table([sticky2, web2, dns2], version: 3)
+        try await plane.apply(TableUpdate(previous: t2, current: t3, diff: TableDiff(changed: [sticky.name])))
+        let moved2 = lab.spread("10.96.0.50", 80, count: 6)
+        #expect(moved2 == [(pod == "pod-a" ? "pod-b" : "pod-a"): 6], "after its endpoint left: \(moved2)")
     }
 }
 

@@ -17,11 +17,15 @@ public enum NFTBenchmark {
         /// One service's endpoint replaced, incremental: median wall-clock seconds over repeats.
         public var oneServiceUpdateSeconds: Double
         public var oneServiceUpdate: NFTSyncStats
+        /// One endpoint of each of 1,000 services (or all, if fewer) replaced in one incremental step.
+        public var bulkUpdateSeconds: Double
+        public var bulkUpdate: NFTSyncStats
 
         public var description: String {
-            String(format: "%6d services × %d endpoints: full sync %.3f s (render %.3f, kernel %.3f, %.1f MB), resync %.3f s, one-service update %.2f ms (%d B)",
+            String(format: "%6d services × %d endpoints: full sync %.3f s (render %.3f, kernel %.3f, %.1f MB), resync %.3f s, one-service update %.2f ms (%d B), %d-service update %.1f ms",
                    services, endpoints, fullSyncSeconds, fullSync.renderSeconds, fullSync.kernelSeconds,
-                   Double(fullSync.bytes) / 1e6, resyncSeconds, oneServiceUpdateSeconds * 1000, oneServiceUpdate.bytes)
+                   Double(fullSync.bytes) / 1e6, resyncSeconds, oneServiceUpdateSeconds * 1000, oneServiceUpdate.bytes,
+                   min(services, 1_000), bulkUpdateSeconds * 1000)
         }
     }
 
@@ -77,11 +81,28 @@ public enum NFTBenchmark {
                 stats = await plane.lastSyncStats
                 previous = next
             }
+            // 1,000 services at once: the first endpoint of each moves.
+            var entries = previous.entries
+            var changed = Set<ServicePortName>()
+            for i in stride(from: 0, to: n, by: max(1, n / 1_000)).prefix(1_000) {
+                let name = ServicePortName(namespace: "bench", name: "svc-\(i)", port: "", protocol: .tcp)
+                var e = entries[name]!
+                e.clusterEndpoints[0].ip = .v4(0x0C00_0000 + UInt32(i))
+                e.endpoints = e.clusterEndpoints
+                entries[name] = e
+                changed.insert(name)
+            }
+            let bulk = ServiceTable(version: previous.version + 1, node: node, entries: entries)
+            t = clock.now
+            try await plane.apply(TableUpdate(previous: previous, current: bulk, diff: TableDiff(changed: changed)))
+            let bulkSeconds = seconds(clock.now - t)
+            let bulkStats = await plane.lastSyncStats
+
             try await plane.cleanup()
             times.sort()
             results.append(Result(services: n, endpoints: endpoints, fullSync: fullStats, fullSyncSeconds: full,
                                   resyncSeconds: resync, oneServiceUpdateSeconds: times[times.count / 2],
-                                  oneServiceUpdate: stats))
+                                  oneServiceUpdate: stats, bulkUpdateSeconds: bulkSeconds, bulkUpdate: bulkStats))
         }
         return results
     }

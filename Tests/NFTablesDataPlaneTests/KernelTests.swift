@@ -204,6 +204,20 @@ struct NFTablesKernelTests {
         #expect(elements(ns, n, "service-ips").count == 1)
     }
 
+    @Test func aTableOfAnotherShapeIsReplacedWhole() async throws {
+        let ns = Namespaces()
+        defer { ns.destroy() }
+        let n = try ns.create("node")
+        // Left by some other version: same table, a map of the same name with another type.
+        ns.exec(n, "nft add table ip kproxy && nft add map ip kproxy service-ips '{ type ipv4_addr : verdict; }' && nft add chain ip kproxy old-chain")
+        let plane = try NFTablesDataPlane(settings: settings, families: [.ipv4], netnsPath: ns.path(n))
+        try await plane.apply(TableUpdate(previous: nil, current: Fixture.table([web]), diff: nil))
+        let s = await plane.lastSyncStats
+        #expect(s.replacedBecause != nil && s.error == nil)
+        #expect(elements(ns, n, "service-ips").count == 1)
+        #expect(!chains(ns, n).contains("old-chain"))
+    }
+
     @Test func cleanupRemovesOnlyKproxysTables() async throws {
         let ns = Namespaces()
         defer { ns.destroy() }

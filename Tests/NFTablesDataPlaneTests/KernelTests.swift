@@ -7,7 +7,7 @@ import Testing
 /// The data plane against the kernel, in a scratch namespace; assertions read the ruleset back
 /// with the `nft` tool (an independent reader).
 @Suite("NFTables kernel (in a scratch network namespace)", .serialized,
-       .enabled(if: isRoot, "needs root (CAP_NET_ADMIN) to create network namespaces"))
+       .enabled(if: canUseNetns, netnsSkipReason))
 struct NFTablesKernelTests {
     let settings = ProxySettings(clusterCIDRs: [CIDR("10.244.0.0/16")!])
     let web = Fixture.service("web", ip: "10.96.0.10", endpoints: [Fixture.ep("10.244.1.2"), Fixture.ep("10.244.2.3")])

@@ -6,7 +6,7 @@ import Testing
 
 /// Real traffic through the ruleset: a client and two pods around a node namespace.
 @Suite("NFTables traffic (scratch namespaces)", .serialized,
-       .enabled(if: isRoot, "needs root (CAP_NET_ADMIN) to create network namespaces"))
+       .enabled(if: canUseNetns, netnsSkipReason))
 struct NFTablesTrafficTests {
     // Both pods run on the node under test.
     let a4 = Fixture.ep("10.244.1.2", local: true), b4 = Fixture.ep("10.244.2.2", local: true)

@@ -75,7 +75,23 @@ final class Namespaces: @unchecked Sendable {
 
     init() {
         prefix = "kpt-\(getpid())-\(String(UInt32.random(in: 0...UInt32.max), radix: 36))-"
+        _ = Self.sweep
     }
+
+    /// A test process that crashed could not clean up: once per run, namespaces `kpt-<pid>-…` of
+    /// processes that no longer exist are deleted, with the servers those tests left in them.
+    static let sweep: Void = {
+        for line in sh("ip netns list").output.split(separator: "\n") {
+            let name = String(line.split(separator: " ").first ?? "")
+            let parts = name.split(separator: "-")
+            guard parts.count >= 3, parts[0] == "kpt", let pid = Int32(parts[1]), pid != getpid(),
+                  kill(pid, 0) != 0, errno == ESRCH else { continue }
+            for p in sh("ip netns pids \(name)").output.split(separator: "\n").compactMap({ Int32($0) }) {
+                kill(p, SIGKILL)
+            }
+            sh("ip netns del \(name)")
+        }
+    }()
 
     /// Creates a namespace with loopback up; returns its full name.
     @discardableResult

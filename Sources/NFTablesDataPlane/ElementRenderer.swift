@@ -63,8 +63,6 @@ struct NFTElement: Hashable, Sendable {
 struct Contribution: Sendable {
     var elements: [NFTElement] = []
     var chains: [DispatchChain] = []
-    /// One per endpoint index used (0..<N for each non-affinity destination).
-    var picks: [PickChain] = []
 }
 
 /// Renders service ports into map elements: a pure function of the entry and the family.
@@ -98,7 +96,6 @@ enum ElementRenderer {
                                       affinityTimeout: endpoints.isEmpty ? nil : affinity,
                                       shortCircuitCount: shortCircuit.count)
             c.chains.append(chain)
-            c.picks.append(contentsOf: chain.picks)
             add(entryMap, key, .goto(chain.name))
             if chain.affinityTimeout != nil {
                 let (backends, slots) = chain.affinityMaps
@@ -121,7 +118,8 @@ enum ElementRenderer {
                  entryMap: .serviceIPs, noEndpointMap: .noEndpointServices)
 
         let externalRole: DispatchChain.Role = entry.externalPolicyIsLocal ? .externalLocal : .external
-        let externalIPs = Array(Set(entry.externalIPs.of(family) + entry.loadBalancerIPs.of(family))).sorted()
+        let externalIPs = entry.externalIPs.isEmpty && entry.loadBalancerIPs.isEmpty ? []
+            : Array(Set(entry.externalIPs.of(family) + entry.loadBalancerIPs.of(family))).sorted()
         for ip in externalIPs {
             dispatch([.address(ip), proto, port], role: externalRole, endpoints: external,
                      entryMap: .serviceIPs, noEndpointMap: .noEndpointServices)
@@ -141,7 +139,8 @@ enum ElementRenderer {
         }
         // Hairpin: only a pod on this node can reach itself through this node's rules.
         let used = internalEPs + external + (entry.externalPolicyIsLocal ? entry.clusterEndpoints.of(family) : [])
-        for ip in Set(used.filter(\.isLocal).map(\.ip)).sorted() {
+        let local = used.filter(\.isLocal)
+        for ip in local.isEmpty ? [] : Set(local.map(\.ip)).sorted() {
             add(.hairpin, [.address(ip), .address(ip)])
         }
         return c

@@ -3,7 +3,8 @@ import ServiceTable
 
 /// What kproxy needs to remember about its tables between syncs: the reference counts of what
 /// several service ports share — cluster IPs of multi-port services, hairpin pairs, dispatch
-/// chains, pick chains with their maps. Every other element's key belongs to one service port,
+/// chains — and the pick chains (with their maps) the dispatch chains in use need, counted per
+/// dispatch chain rather than per destination. Every other element's key belongs to one service port,
 /// so its changes follow from that port's old and new entries alone and need no memory.
 struct RulesetState: Sendable {
     private(set) var shared = Counted<NFTElement>()
@@ -33,8 +34,9 @@ struct RulesetState: Sendable {
                         sink(e)
                     }
                 }
-                for ch in c.chains { chains.insert(ch, into: &ignored.chains) }
-                for p in c.picks { picks.insert(p, into: &ignored.picks) }
+                for ch in c.chains where chains.insert(ch, into: &ignored.chains) {
+                    for p in ch.picks { picks.insert(p, into: &ignored.picks) }
+                }
             }
         }
     }
@@ -62,10 +64,11 @@ struct RulesetState: Sendable {
                 for e in new.elements where e.collection.isShared { shared.insert(e, into: &delta.elements) }
                 for ch in old.chains { chains.remove(ch, into: &delta.chains) }
                 for ch in new.chains { chains.insert(ch, into: &delta.chains) }
-                for p in old.picks { picks.remove(p, into: &delta.picks) }
-                for p in new.picks { picks.insert(p, into: &delta.picks) }
             }
         }
+        // Pick chains follow the dispatch chains that appeared or disappeared.
+        for ch in delta.chains.removed { for p in ch.picks { picks.remove(p, into: &delta.picks) } }
+        for ch in delta.chains.added { for p in ch.picks { picks.insert(p, into: &delta.picks) } }
         return delta
     }
 }

@@ -18,12 +18,12 @@ struct NFTablesRendererTests {
         #expect(elements(c, .backends(2)) == ["10.96.0.10 . tcp . 80 : 10.244.3.4 . 8080"])
         #expect(elements(c, .clusterIPs) == ["10.96.0.10"])
         #expect(c.chains.map(\.name) == ["svc-3"])
-        #expect(c.picks.map(\.name) == ["pick-0", "pick-1", "pick-2"])
+        #expect(c.chains[0].picks.map(\.name) == ["pick-0", "pick-1", "pick-2"])
         #expect(elements(c, .hairpin).isEmpty)   // no endpoint on this node
         #expect(ElementRenderer.contribution(of: e, family: .ipv6).elements.isEmpty)
         let rules = c.chains[0].rules(.ipv4)
         #expect(rules == ["numgen random mod 3 vmap { 0 : goto pick-0, 1 : goto pick-1, 2 : goto pick-2 }"])
-        #expect(c.picks[1].rules(.ipv4) == ["dnat to ip daddr . meta l4proto . th dport map @backends-1"])
+        #expect(c.chains[0].picks[1].rules(.ipv4) == ["dnat to ip daddr . meta l4proto . th dport map @backends-1"])
     }
 
     @Test func noEndpointsRejectsAndLocalPolicyWithoutLocalEndpointsDrops() {
@@ -74,7 +74,7 @@ struct NFTablesRendererTests {
         let e = Fixture.service("sticky", ip: "10.96.0.50", endpoints: [a, b, c], type: .nodePort, nodePort: 30050, affinity: 600)
         let r = ElementRenderer.contribution(of: e, family: .ipv4)
         #expect(elements(r, .serviceIPs) == ["10.96.0.50 . tcp . 80 : goto svc-3-affinity-600"])
-        #expect(r.picks.isEmpty)
+        #expect(r.chains.allSatisfy { $0.picks.isEmpty })
         // position → slot, and slot → endpoint, for the cluster IP and (with the masquerade bit) the node port.
         let slots = elements(r, .affinitySlots)
         let backends = elements(r, .backendsAffinity)

@@ -42,7 +42,7 @@ public struct NFTSyncStats: Sendable, Hashable {
 public final class NFTablesDataPlane: DataPlane, @unchecked Sendable {
     public let mode = "nftables"
     /// Element changes above which an incremental step loads them over nfnetlink.
-    static let largeDelta = 2_000
+    static let largeDelta = 500
     public let settings: ProxySettings
     public let families: [IPFamily]
     public let conntrackCleanup: Bool

@@ -14,18 +14,22 @@ public enum NFTBenchmark {
         public var fullSyncSeconds: Double
         /// A second full sync over the loaded ruleset (periodic resync / restart adoption).
         public var resyncSeconds: Double
+        public var resync: NFTSyncStats
         /// One service's endpoint replaced, incremental: median wall-clock seconds over repeats.
         public var oneServiceUpdateSeconds: Double
         public var oneServiceUpdate: NFTSyncStats
         /// One endpoint of each of 1,000 services (or all, if fewer) replaced in one incremental step.
         public var bulkUpdateSeconds: Double
         public var bulkUpdate: NFTSyncStats
+        /// `cleanup()` of the programmed tables.
+        public var cleanupSeconds: Double
 
         public var description: String {
-            String(format: "%6d services × %d endpoints: full sync %.3f s (render %.3f, kernel %.3f, %.1f MB), resync %.3f s, one-service update %.2f ms (%d B), %d-service update %.1f ms",
+            String(format: "%6d services × %d endpoints: full sync %.3f s (render %.3f, kernel %.3f, %.1f MB), resync %.3f s, one-service update %.2f ms (%d B), %d-service update %.1f ms, cleanup %.2f s",
                    services, endpoints, fullSyncSeconds, fullSync.renderSeconds, fullSync.kernelSeconds,
                    Double(fullSync.bytes) / 1e6, resyncSeconds, oneServiceUpdateSeconds * 1000, oneServiceUpdate.bytes,
-                   min(services, 1_000), bulkUpdateSeconds * 1000)
+                   min(services, 1_000), bulkUpdateSeconds * 1000, cleanupSeconds)
+                + [fullSync.replacedBecause, resync.replacedBecause].compactMap { $0.map { " (replaced: \($0))" } }.joined()
         }
     }
 
@@ -60,6 +64,7 @@ public enum NFTBenchmark {
             t = clock.now
             try await plane.apply(TableUpdate(previous: nil, current: table, diff: nil))
             let resync = seconds(clock.now - t)
+            let resyncStats = await plane.lastSyncStats
 
             var previous = table
             var times: [Double] = []
@@ -98,11 +103,14 @@ public enum NFTBenchmark {
             let bulkSeconds = seconds(clock.now - t)
             let bulkStats = await plane.lastSyncStats
 
+            t = clock.now
             try await plane.cleanup()
+            let cleanupSeconds = seconds(clock.now - t)
             times.sort()
             results.append(Result(services: n, endpoints: endpoints, fullSync: fullStats, fullSyncSeconds: full,
-                                  resyncSeconds: resync, oneServiceUpdateSeconds: times[times.count / 2],
-                                  oneServiceUpdate: stats, bulkUpdateSeconds: bulkSeconds, bulkUpdate: bulkStats))
+                                  resyncSeconds: resync, resync: resyncStats, oneServiceUpdateSeconds: times[times.count / 2],
+                                  oneServiceUpdate: stats, bulkUpdateSeconds: bulkSeconds, bulkUpdate: bulkStats,
+                                  cleanupSeconds: cleanupSeconds))
         }
         return results
     }

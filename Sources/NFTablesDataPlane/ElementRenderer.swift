@@ -72,8 +72,11 @@ enum ElementRenderer {
         guard let clusterIP = entry.clusterIP(for: family) else { return c }
         let proto = NFTField.proto(entry.protocol)
         let port = NFTField.port(entry.port)
-        let internalEPs = entry.internalEndpoints.of(family)
-        let external = entry.externalEndpoints.of(family)
+        // A single-stack entry's endpoints are all of its family (the table keeps only those).
+        let singleStack = entry.clusterIPs.count == 1
+        func ofFamily(_ eps: [Endpoint]) -> [Endpoint] { singleStack ? eps : eps.of(family) }
+        let internalEPs = ofFamily(entry.internalEndpoints)
+        let external = ofFamily(entry.externalEndpoints)
         let affinity = entry.sessionAffinityTimeout
 
         func add(_ coll: NFTShape.Collection, _ key: [NFTField], _ value: NFTValue? = nil) {
@@ -87,7 +90,7 @@ enum ElementRenderer {
         func dispatch(_ key: [NFTField], role: DispatchChain.Role, endpoints: [Endpoint],
                       entryMap: NFTShape.Collection, noEndpointMap: NFTShape.Collection) {
             // Local roles: clients on this node use every endpoint instead (kube-proxy's short circuit).
-            let shortCircuit = role.isLocal ? entry.clusterEndpoints.of(family) : []
+            let shortCircuit = role.isLocal ? ofFamily(entry.clusterEndpoints) : []
             if endpoints.isEmpty {
                 add(noEndpointMap, key, noEndpoint)
                 if shortCircuit.isEmpty { return }
@@ -138,8 +141,8 @@ enum ElementRenderer {
                      endpoints: external, entryMap: .nodePorts, noEndpointMap: .noEndpointNodePorts)
         }
         // Hairpin: only a pod on this node can reach itself through this node's rules.
-        let used = internalEPs + external + (entry.externalPolicyIsLocal ? entry.clusterEndpoints.of(family) : [])
-        let local = used.filter(\.isLocal)
+        let local = (internalEPs + external + (entry.externalPolicyIsLocal ? ofFamily(entry.clusterEndpoints) : []))
+            .filter(\.isLocal)
         for ip in local.isEmpty ? [] : Set(local.map(\.ip)).sorted() {
             add(.hairpin, [.address(ip), .address(ip)])
         }

@@ -128,7 +128,7 @@ enum ElementRenderer {
                      entryMap: .serviceIPs, noEndpointMap: .noEndpointServices)
         }
         // As kube-proxy: source ranges are split by family, and a family without any is unrestricted.
-        let ranges = entry.loadBalancerSourceRanges.filter { $0.family == family }
+        let ranges = minimalCover(entry.loadBalancerSourceRanges.filter { $0.family == family })
         if !ranges.isEmpty {
             for ip in entry.loadBalancerIPs.of(family) {
                 let key: [NFTField] = [.address(ip), proto, port]
@@ -148,4 +148,16 @@ enum ElementRenderer {
         }
         return c
     }
+}
+
+/// The prefixes of `cidrs` not already covered by another: an interval set refuses overlapping
+/// elements, and users may well write `10.0.0.0/8` and `10.1.0.0/16` together.
+func minimalCover(_ cidrs: [CIDR]) -> [CIDR] {
+    guard cidrs.count > 1 else { return cidrs }
+    var kept: [CIDR] = []
+    for c in cidrs.sorted(by: { ($0.prefixLength, $0.address) < ($1.prefixLength, $1.address) })
+    where !kept.contains(where: { $0.family == c.family && $0.contains(c.address) }) {
+        kept.append(c)
+    }
+    return kept.sorted()
 }

@@ -171,6 +171,31 @@ public enum NFTRuleset {
         return w.text
     }
 
+    /// Drops elements whose key another element already claimed. Cluster IPs and node ports are
+    /// unique by API validation, but two Services may list the same external IP and port; the
+    /// kernel refuses a map with two values for one key, and one bad Service must not stop the
+    /// whole sync. The first claimant's dispatch element and its backends come first in the
+    /// list, so the destination stays consistent (another claimant's extra indexes are unused).
+    static func withoutConflicts(_ elements: [NFTElement]) -> (elements: [NFTElement], conflicts: Int) {
+        struct Key: Hashable {
+            var family: IPFamily
+            var collection: NFTShape.Collection
+            var key: [NFTField]
+        }
+        var seen = Set<Key>(minimumCapacity: elements.count)
+        var out: [NFTElement] = []
+        out.reserveCapacity(elements.count)
+        var conflicts = 0
+        for e in elements {
+            if e.collection.isShared || seen.insert(Key(family: e.family, collection: e.collection, key: e.key)).inserted {
+                out.append(e)
+            } else {
+                conflicts += 1
+            }
+        }
+        return (out, conflicts)
+    }
+
     /// An incremental transaction: new pick chains (with their maps) and dispatch chains,
     /// element removals, element additions, then chains and maps nobody uses any more.
     static func incremental(_ delta: RulesetState.Delta) -> String {

@@ -230,10 +230,10 @@ public enum NFTShape {
     /// Elements that come from the settings rather than from services.
     static func settingsElements(_ f: NFTFamily, settings: ProxySettings) -> [NFTElement] {
         var out: [NFTElement] = []
-        for c in settings.clusterCIDRs where c.family == f.ipFamily {
+        for c in minimalCover(settings.clusterCIDRs) where c.family == f.ipFamily {
             out.append(NFTElement(family: f.ipFamily, collection: .clusterCIDRs, key: [.cidr(c)]))
         }
-        for c in settings.nodePortAddresses where c.family == f.ipFamily {
+        for c in minimalCover(settings.nodePortAddresses) where c.family == f.ipFamily {
             out.append(NFTElement(family: f.ipFamily, collection: .nodePortAddresses, key: [.cidr(c)]))
         }
         return out

@@ -24,6 +24,9 @@ public struct NFTSyncStats: Sendable, Hashable {
     public var replacedBecause: String?
     /// The kernel's refusal, when the sync failed (the previous ruleset is still in force).
     public var error: String?
+    /// Map keys two service ports both claimed (e.g. the same external IP and port in two
+    /// Services, which the API allows): one of them was programmed.
+    public var conflicts = 0
 }
 
 /// The nftables data plane: programs the kernel of the network namespace it runs in, in process
@@ -172,6 +175,7 @@ public final class NFTablesDataPlane: DataPlane, @unchecked Sendable {
         var elements: [NFTElement] = []
         let st = RulesetState(table: update.current, families: families) { elements.append($0) }
         var s = NFTSyncStats(kind: .full)
+        (elements, s.conflicts) = NFTRuleset.withoutConflicts(elements)
         s.elementsAdded = elements.count
         s.chainsAdded = st.chains.count + st.picks.count
         let existing = existingChains(ctx)

@@ -162,21 +162,36 @@ struct NFTablesKernelTests {
         #expect(elements(ns, n, "service-ips").count == 1_500)
     }
 
-    @Test func refusedFullSyncKeepsTheServicesInForce() async throws {
+    @Test func twoServicesClaimingOneExternalIPDoNotStopTheSync() async throws {
         let ns = Namespaces()
         defer { ns.destroy() }
         let n = try ns.create("node")
         let plane = try NFTablesDataPlane(settings: settings, families: [.ipv4], netnsPath: ns.path(n))
-        try await plane.apply(TableUpdate(previous: nil, current: Fixture.table([web, dns]), diff: nil))
-        let before = elements(ns, n, "service-ips") + elements(ns, n, "backends-0")
-        // Two services claiming one address and port: the kernel refuses the map contents.
-        let clash = Fixture.service("clash", ip: "10.96.0.10", endpoints: [Fixture.ep("10.244.9.9")])
-        await #expect(throws: NFTError.self) {
-            try await plane.apply(TableUpdate(previous: nil, current: Fixture.table([web, dns, clash]), diff: nil))
-        }
+        // The API allows two Services to list the same external IP and port.
+        let a = Fixture.service("a", ip: "10.96.0.11", endpoints: [Fixture.ep("10.244.1.1"), Fixture.ep("10.244.1.2")],
+                                externalIPs: ["192.168.60.1"])
+        let b = Fixture.service("b", ip: "10.96.0.12", endpoints: [Fixture.ep("10.244.2.1")], externalIPs: ["192.168.60.1"])
+        try await plane.apply(TableUpdate(previous: nil, current: Fixture.table([a, b, dns]), diff: nil))
         let s = await plane.lastSyncStats
-        #expect(s.error?.contains("File exists") == true, "error: \(s.error ?? "")")
-        #expect(elements(ns, n, "service-ips") + elements(ns, n, "backends-0") == before)
+        #expect(s.error == nil && s.replacedBecause == nil)
+        #expect(s.conflicts > 0)
+        #expect(elements(ns, n, "service-ips").filter { $0.contains("192.168.60.1") }.count == 1)
+        #expect(elements(ns, n, "service-ips").count == 4)   // a, b, dns cluster IPs + the external IP once
+    }
+
+    @Test func overlappingRangesLoad() async throws {
+        let ns = Namespaces()
+        defer { ns.destroy() }
+        let n = try ns.create("node")
+        let overlapping = ProxySettings(clusterCIDRs: [CIDR("10.244.0.0/16")!, CIDR("10.244.1.0/24")!],
+                                        nodePortAddresses: [CIDR("192.168.0.0/16")!, CIDR("192.168.50.0/24")!])
+        let plane = try NFTablesDataPlane(settings: overlapping, families: [.ipv4], netnsPath: ns.path(n))
+        let lb = Fixture.service("lb", ip: "10.96.0.40", endpoints: [Fixture.ep("10.244.1.2")], type: .loadBalancer,
+                                 nodePort: 30040, lbIPs: ["192.168.60.40"], sourceRanges: ["10.0.0.0/8", "10.1.0.0/16"])
+        try await plane.apply(TableUpdate(previous: nil, current: Fixture.table([lb]), diff: nil))
+        let s = await plane.lastSyncStats
+        #expect(s.error == nil && s.replacedBecause == nil, "\(s)")
+        #expect(elements(ns, n, "firewall-allow").count == 1)
     }
 
     @Test func restartAdoptsTheRulesetInPlace() async throws {

@@ -164,6 +164,11 @@ struct NFTablesRendererTests {
         #expect(none.contains("fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @service-nodeports"))
     }
 
+    @Test func overlappingRangesAreReducedForIntervalSets() {
+        let cidrs = ["10.1.0.0/16", "10.0.0.0/8", "10.0.0.0/8", "192.168.0.0/24", "fd00::/8", "fd00:1::/64"].map { CIDR($0)! }
+        #expect(minimalCover(cidrs).map(\.description) == ["10.0.0.0/8", "192.168.0.0/24", "fd00::/8"])
+    }
+
     @Test func chainListingParser() {
         let listing = """
             table ip other {

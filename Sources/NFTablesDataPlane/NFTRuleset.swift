@@ -176,21 +176,16 @@ public enum NFTRuleset {
     /// kernel refuses a map with two values for one key, and one bad Service must not stop the
     /// whole sync. The first claimant's dispatch element and its backends come first in the
     /// list, so the destination stays consistent (another claimant's extra indexes are unused).
-    static func withoutConflicts(_ elements: [NFTElement]) -> (elements: [NFTElement], conflicts: Int) {
-        struct Key: Hashable {
-            var family: IPFamily
-            var collection: NFTShape.Collection
-            var key: [NFTField]
-        }
-        var seen = Set<Key>(minimumCapacity: elements.count)
+    static func withoutConflicts(_ elements: [NFTElement]) -> (elements: [NFTElement], conflicts: Set<NFTElementKey>) {
+        var seen = Set<NFTElementKey>(minimumCapacity: elements.count)
         var out: [NFTElement] = []
         out.reserveCapacity(elements.count)
-        var conflicts = 0
+        var conflicts = Set<NFTElementKey>()
         for e in elements {
-            if e.collection.isShared || seen.insert(Key(family: e.family, collection: e.collection, key: e.key)).inserted {
+            if e.collection.isShared || seen.insert(NFTElementKey(e)).inserted {
                 out.append(e)
             } else {
-                conflicts += 1
+                conflicts.insert(NFTElementKey(e))
             }
         }
         return (out, conflicts)
@@ -219,4 +214,16 @@ struct FamilyCollection: Hashable, Comparable {
     var family: IPFamily
     var collection: NFTShape.Collection
     static func < (a: Self, b: Self) -> Bool { (a.family, a.collection) < (b.family, b.collection) }
+}
+
+/// An element's identity in its map: family, collection and key, without the value.
+struct NFTElementKey: Hashable, Sendable {
+    var family: IPFamily
+    var collection: NFTShape.Collection
+    var key: [NFTField]
+    init(_ e: NFTElement) {
+        family = e.family
+        collection = e.collection
+        key = e.key
+    }
 }

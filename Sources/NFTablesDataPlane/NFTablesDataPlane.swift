@@ -24,6 +24,9 @@ public struct NFTSyncStats: Sendable, Hashable {
     public var replacedBecause: String?
     /// The kernel's refusal, when the sync failed (the previous ruleset is still in force).
     public var error: String?
+    /// Why an incremental update was done as a full sync instead (it touched a key two service
+    /// ports claim).
+    public var fullBecause: String?
     /// Map keys two service ports both claimed (e.g. the same external IP and port in two
     /// Services, which the API allows): one of them was programmed.
     public var conflicts = 0
@@ -125,6 +128,10 @@ public final class NFTablesDataPlane: DataPlane, @unchecked Sendable {
             state = nil
             let names = diff.touched
             let delta = st.update(names: names, previous: previous, current: update.current, families: families)
+            if delta.touches(st.conflicts) {
+                // A key two ports claim: only a full sync knows which one is programmed.
+                return try fullSync(update, ctx: ctx, clock: clock, t0: t0, because: "an element key claimed twice changed")
+            }
             var s = NFTSyncStats(kind: delta.isEmpty ? .unchanged : .incremental)
             s.elementsAdded = delta.elements.added.count
             s.elementsRemoved = delta.elements.removed.count
@@ -154,9 +161,10 @@ public final class NFTablesDataPlane: DataPlane, @unchecked Sendable {
                 do {
                     for step in steps { try step() }
                 } catch {
+                    // The previous ruleset is in force (a step that ran before the refused one only
+                    // added unused chains); the caller retries with a full sync.
                     s.error = "\(error)"
                     stats = s
-                    appliedVersion = nil
                     throw error
                 }
                 s.kernelSeconds = seconds(clock.now - t1)
@@ -169,13 +177,21 @@ public final class NFTablesDataPlane: DataPlane, @unchecked Sendable {
             return
         }
 
-        // Full sync, in three steps that each leave a consistent ruleset (see `NFTRuleset.FullSyncMode`).
+        try fullSync(update, ctx: ctx, clock: clock, t0: t0, because: nil)
+    }
+
+    /// Full sync, in three steps that each leave a consistent ruleset (see `NFTRuleset.FullSyncMode`).
+    private func fullSync(_ update: TableUpdate, ctx: NFTContext, clock: ContinuousClock,
+                          t0: ContinuousClock.Instant, because reason: String?) throws {
         state = nil
         appliedVersion = nil
         var elements: [NFTElement] = []
         let st = RulesetState(table: update.current, families: families) { elements.append($0) }
         var s = NFTSyncStats(kind: .full)
-        (elements, s.conflicts) = NFTRuleset.withoutConflicts(elements)
+        s.fullBecause = reason
+        let conflicts: Set<NFTElementKey>
+        (elements, conflicts) = NFTRuleset.withoutConflicts(elements)
+        s.conflicts = conflicts.count
         s.elementsAdded = elements.count
         s.chainsAdded = st.chains.count + st.picks.count
         let existing = existingChains(ctx)
@@ -211,7 +227,9 @@ public final class NFTablesDataPlane: DataPlane, @unchecked Sendable {
             }
         }
         s.kernelSeconds = seconds(clock.now - t1)
-        state = st
+        var adopted = st
+        adopted.conflicts = conflicts
+        state = adopted
         appliedVersion = update.current.version
         if let previous = update.previous {
             let diff = TableDiff.between(previous, update.current)

@@ -10,6 +10,9 @@ struct RulesetState: Sendable {
     private(set) var shared = Counted<NFTElement>()
     private(set) var chains = Counted<DispatchChain>()
     private(set) var picks = Counted<PickChain>()
+    /// Keys several service ports claimed at the last full sync (only one was programmed): an
+    /// incremental step touching one of them is done as a full sync instead.
+    var conflicts = Set<NFTElementKey>()
 
     /// The changes one incremental step makes.
     struct Delta: Sendable {
@@ -17,6 +20,11 @@ struct RulesetState: Sendable {
         var chains = Counted<DispatchChain>.Change()
         var picks = Counted<PickChain>.Change()
         var isEmpty: Bool { elements.isEmpty && chains.isEmpty && picks.isEmpty }
+
+        func touches(_ keys: Set<NFTElementKey>) -> Bool {
+            !keys.isEmpty && (elements.added.contains { keys.contains(NFTElementKey($0)) }
+                || elements.removed.contains { keys.contains(NFTElementKey($0)) })
+        }
     }
 
     init() {}

@@ -177,6 +177,15 @@ struct NFTablesKernelTests {
         #expect(s.conflicts > 0)
         #expect(elements(ns, n, "service-ips").filter { $0.contains("192.168.60.1") }.count == 1)
         #expect(elements(ns, n, "service-ips").count == 4)   // a, b, dns cluster IPs + the external IP once
+
+        // One claimant goes away: whichever was programmed, the other now owns the address.
+        let t1 = Fixture.table([a, b, dns], version: 1)
+        try await plane.apply(TableUpdate(previous: nil, current: t1, diff: nil))
+        let t2 = Fixture.table([a, dns], version: 2)
+        try await plane.apply(TableUpdate(previous: t1, current: t2, diff: TableDiff(removed: [b.name])))
+        let s2 = await plane.lastSyncStats
+        #expect(s2.kind == .full && s2.fullBecause != nil && s2.error == nil)
+        #expect(elements(ns, n, "service-ips").contains { $0.contains("192.168.60.1") && $0.contains("ext-2") })
     }
 
     @Test func overlappingRangesLoad() async throws {

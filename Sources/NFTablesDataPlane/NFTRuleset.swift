@@ -28,7 +28,7 @@ public enum NFTRuleset {
 
     /// A full-sync transaction. With `.refill`, pass only the interval elements.
     static func fullSync(state: RulesetState, elements: [NFTElement], settings: ProxySettings,
-                         families: [IPFamily], mode: FullSyncMode) -> String {
+                         families: [IPFamily], mode: FullSyncMode, dropInvalid: Bool = true) -> String {
         var w = TransactionWriter(capacity: elements.count * 48 + 8192)
         let neededChains = Dictionary(grouping: state.chains.items, by: \.family)
         let neededPicks = Dictionary(grouping: state.picks.items, by: \.family)
@@ -52,7 +52,7 @@ public enum NFTRuleset {
             for ch in (neededChains[family] ?? []).sorted() {
                 w.chain(f, name: ch.name, hook: nil, rules: ch.rules(f), flush: refill)
             }
-            for ch in NFTShape.fixedChains(f, settings: settings) {
+            for ch in NFTShape.fixedChains(f, settings: settings, dropInvalid: dropInvalid) {
                 w.chain(f, name: ch.name, hook: ch.hook, rules: ch.rules, flush: refill)
             }
             w.elements("add", NFTShape.settingsElements(f, settings: settings))

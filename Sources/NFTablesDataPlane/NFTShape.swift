@@ -164,7 +164,9 @@ public enum NFTShape {
     }
 
     /// The fixed chains for one family under the node-wide settings.
-    static func fixedChains(_ f: NFTFamily, settings: ProxySettings) -> [FixedChain] {
+    /// `dropInvalid`: drop forwarded packets conntrack finds invalid, as kube-proxy does unless
+    /// `nf_conntrack_tcp_be_liberal` is set (otherwise they can reset connections, kubernetes#74839).
+    static func fixedChains(_ f: NFTFamily, settings: ProxySettings, dropInvalid: Bool = true) -> [FixedChain] {
         let a = f.payload
         let key = "\(a) daddr . meta l4proto . th dport"
         let cidrs = settings.clusterCIDRs.filter { $0.family == f.ipFamily }
@@ -219,10 +221,11 @@ public enum NFTShape {
             FixedChain(name: "nat-prerouting", hook: "type nat hook prerouting priority -100;", rules: ["jump services"]),
             FixedChain(name: "nat-output", hook: "type nat hook output priority -100;", rules: ["jump services"]),
             FixedChain(name: "nat-postrouting", hook: "type nat hook postrouting priority 100;", rules: ["jump masquerading"]),
-            FixedChain(name: "filter-prerouting", hook: "type filter hook prerouting priority -110;", rules: ["jump firewall-check"]),
-            FixedChain(name: "filter-output-pre-dnat", hook: "type filter hook output priority -110;", rules: ["jump firewall-check"]),
+            FixedChain(name: "filter-prerouting", hook: "type filter hook prerouting priority -110;", rules: ["ct state new jump firewall-check"]),
+            FixedChain(name: "filter-output-pre-dnat", hook: "type filter hook output priority -110;", rules: ["ct state new jump firewall-check"]),
             FixedChain(name: "filter-input", hook: "type filter hook input priority 0;", rules: ["ct state new jump endpoint-check"]),
-            FixedChain(name: "filter-forward", hook: "type filter hook forward priority 0;", rules: ["ct state new jump endpoint-check"]),
+            FixedChain(name: "filter-forward", hook: "type filter hook forward priority 0;",
+                       rules: (dropInvalid ? ["ct state invalid drop"] : []) + ["ct state new jump endpoint-check"]),
             FixedChain(name: "filter-output", hook: "type filter hook output priority 0;", rules: ["ct state new jump endpoint-check"]),
         ]
     }

@@ -196,7 +196,8 @@ public final class NFTablesDataPlane: DataPlane, @unchecked Sendable {
         s.chainsAdded = st.chains.count + st.picks.count
         let existing = existingChains(ctx)
         let declarations = NFTRuleset.fullSync(state: st, elements: elements.filter { $0.collection.isInterval },
-                                               settings: settings, families: families, mode: .refill)
+                                               settings: settings, families: families, mode: .refill,
+                                               dropInvalid: dropInvalid)
         let batch = NFTRuleset.elementBatch(state: st, elements: elements, families: families,
                                             firstSequence: nextSequence())
         let stale = NFTRuleset.staleChains(state: st, settings: settings, families: families, existing: existing)
@@ -216,7 +217,7 @@ public final class NFTablesDataPlane: DataPlane, @unchecked Sendable {
             // the way: replace them whole, every element included, in one transaction.
             s.replacedBecause = "\(first)"
             let replace = NFTRuleset.fullSync(state: st, elements: elements, settings: settings,
-                                              families: families, mode: .replace)
+                                              families: families, mode: .replace, dropInvalid: dropInvalid)
             do {
                 try ctx.run(replace)
             } catch {
@@ -237,6 +238,14 @@ public final class NFTablesDataPlane: DataPlane, @unchecked Sendable {
                            stats: &s)
         }
         stats = s
+    }
+
+    /// kube-proxy's rule: drop invalid forwarded packets unless conntrack is TCP-liberal in
+    /// this namespace (read on the data plane's thread, so from the programmed namespace).
+    private var dropInvalid: Bool {
+        guard let text = try? String(contentsOfFile: "/proc/sys/net/netfilter/nf_conntrack_tcp_be_liberal", encoding: .utf8)
+        else { return true }
+        return text.trimmingCharacters(in: .whitespacesAndNewlines) == "0"
     }
 
     private var sequence = UInt32.random(in: 1...UInt32.max / 2)

@@ -160,6 +160,7 @@ struct NFTablesRendererTests {
         let all = NFTRuleset.render(Fixture.table([]), settings: ProxySettings(masqueradeAll: true), families: [.ipv4])
         #expect(all.contains("ct status dnat ct original ip daddr @cluster-ips masquerade fully-random"))
         let none = NFTRuleset.render(Fixture.table([]), settings: ProxySettings(), families: [.ipv4])
+        #expect(none.contains("add rule ip kproxy filter-forward ct state invalid drop"))
         #expect(!none.contains("@cluster-cidrs masquerade"))
         #expect(none.contains("fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @service-nodeports"))
     }

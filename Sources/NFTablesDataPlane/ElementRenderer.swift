@@ -67,7 +67,9 @@ struct Contribution: Sendable {
 
 /// Renders service ports into map elements: a pure function of the entry and the family.
 enum ElementRenderer {
-    static func contribution(of entry: ServicePortEntry, family: IPFamily) -> Contribution {
+    /// `nodeAddresses`: this node's addresses (for loadBalancerSourceRanges that include the node).
+    static func contribution(of entry: ServicePortEntry, family: IPFamily,
+                             nodeAddresses: [IPAddress] = []) -> Contribution {
         var c = Contribution()
         guard let clusterIP = entry.clusterIP(for: family) else { return c }
         let proto = NFTField.proto(entry.protocol)
@@ -130,10 +132,14 @@ enum ElementRenderer {
         // As kube-proxy: source ranges are split by family, and a family without any is unrestricted.
         let ranges = minimalCover(entry.loadBalancerSourceRanges.filter { $0.family == family })
         if !ranges.isEmpty {
+            // A range holding the node: a VIP-style load balancer's address is often local too,
+            // and the node's own requests to it then come from the VIP itself (kube-proxy's allowFromNode).
+            let allowFromNode = ranges.contains { r in nodeAddresses.contains { r.contains($0) } }
             for ip in entry.loadBalancerIPs.of(family) {
                 let key: [NFTField] = [.address(ip), proto, port]
                 add(.firewallIPs, key)
-                for range in ranges { add(.firewallAllow, key + [.cidr(range)]) }
+                let allowed = allowFromNode ? minimalCover(ranges + [CIDR(address: ip, prefixLength: family == .ipv4 ? 32 : 128)]) : ranges
+                for range in allowed { add(.firewallAllow, key + [.cidr(range)]) }
             }
         }
         if let nodePort = entry.nodePort {

@@ -122,8 +122,10 @@ public final class NFTablesDataPlane: DataPlane, @unchecked Sendable {
         let ctx = try requireContext()
         let clock = ContinuousClock()
         let t0 = clock.now
+        // The node's addresses shape some elements of every service (source ranges that hold the
+        // node): when they change, only a full sync is right.
         if !update.isFullSync, let previous = update.previous, let diff = update.diff,
-           state != nil, appliedVersion == previous.version {
+           state != nil, appliedVersion == previous.version, previous.node.addresses == update.current.node.addresses {
             var st = state!
             state = nil
             let names = diff.touched

@@ -34,7 +34,7 @@ struct RulesetState: Sendable {
         var ignored = Delta()
         for entry in table.entries.values {
             for f in families {
-                let c = ElementRenderer.contribution(of: entry, family: f)
+                let c = ElementRenderer.contribution(of: entry, family: f, nodeAddresses: table.node.addresses)
                 for e in c.elements {
                     if e.collection.isShared {
                         if shared.insert(e, into: &ignored.elements) { sink(e) }
@@ -56,8 +56,12 @@ struct RulesetState: Sendable {
         var delta = Delta()
         for name in names {
             for f in families {
-                let old = previous[name].map { ElementRenderer.contribution(of: $0, family: f) } ?? Contribution()
-                let new = current[name].map { ElementRenderer.contribution(of: $0, family: f) } ?? Contribution()
+                let old = previous[name].map {
+                    ElementRenderer.contribution(of: $0, family: f, nodeAddresses: previous.node.addresses)
+                } ?? Contribution()
+                let new = current[name].map {
+                    ElementRenderer.contribution(of: $0, family: f, nodeAddresses: current.node.addresses)
+                } ?? Contribution()
                 let oldOwn = Set(old.elements.filter { !$0.collection.isShared })
                 let newOwn = Set(new.elements.filter { !$0.collection.isShared })
                 // An element one port drops and another adds unchanged cancels out; one whose key

@@ -165,6 +165,16 @@ struct NFTablesRendererTests {
         #expect(none.contains("fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @service-nodeports"))
     }
 
+    @Test func sourceRangesHoldingTheNodeAllowTheLoadBalancerIPItself() {
+        let e = Fixture.service("lb", ip: "10.96.0.60", endpoints: [Fixture.ep("10.244.1.2")], type: .loadBalancer,
+                                nodePort: 30060, lbIPs: ["192.168.60.60"], sourceRanges: ["192.168.50.0/24"])
+        let withNode = ElementRenderer.contribution(of: e, family: .ipv4, nodeAddresses: [IPAddress("192.168.50.1")!])
+        #expect(Set(elements(withNode, .firewallAllow)) == ["192.168.60.60 . tcp . 80 . 192.168.50.0/24",
+                                                            "192.168.60.60 . tcp . 80 . 192.168.60.60/32"])
+        let elsewhere = ElementRenderer.contribution(of: e, family: .ipv4, nodeAddresses: [IPAddress("10.0.0.1")!])
+        #expect(elements(elsewhere, .firewallAllow) == ["192.168.60.60 . tcp . 80 . 192.168.50.0/24"])
+    }
+
     @Test func overlappingRangesAreReducedForIntervalSets() {
         let cidrs = ["10.1.0.0/16", "10.0.0.0/8", "10.0.0.0/8", "192.168.0.0/24", "fd00::/8", "fd00:1::/64"].map { CIDR($0)! }
         #expect(minimalCover(cidrs).map(\.description) == ["10.0.0.0/8", "192.168.0.0/24", "fd00::/8"])

@@ -1,96 +1,169 @@
 import NetworkTypes
 import ServiceTable
 
-/// One element of one of kproxy's named maps or sets, as nft text.
+/// One component of an element's key or value.
+enum NFTField: Hashable, Sendable {
+    case address(IPAddress)
+    case proto(L4Protocol)
+    case port(UInt16)
+    case mark(UInt32)
+    /// A prefix in an interval set.
+    case cidr(CIDR)
+
+    var text: String {
+        switch self {
+        case .address(let ip): return ip.description
+        case .proto(let p): return p.lowercased
+        case .port(let p): return String(p)
+        case .mark(let m): return String(m)
+        case .cidr(let c): return c.description
+        }
+    }
+}
+
+/// What a map element maps to.
+enum NFTValue: Hashable, Sendable {
+    case goto(String)
+    case drop
+    case endpoint(IPAddress, UInt16)
+    /// An affinity slot.
+    case mark(UInt32)
+
+    var text: String {
+        switch self {
+        case .goto(let chain): return "goto \(chain)"
+        case .drop: return "drop"
+        case .endpoint(let ip, let port): return "\(ip) . \(port)"
+        case .mark(let m): return String(m)
+        }
+    }
+}
+
+/// One element of one of kproxy's named maps or sets.
 struct NFTElement: Hashable, Sendable {
     var family: IPFamily
     var collection: NFTShape.Collection
-    var key: String
-    /// The mapped value of a map element (`goto svc-2`, `10.0.0.1 . 8080`); nil in a set.
-    var value: String?
+    var key: [NFTField]
+    /// The mapped value of a map element; nil in a set.
+    var value: NFTValue?
 
-    init(family: IPFamily, collection: NFTShape.Collection, key: String, value: String? = nil) {
+    init(family: IPFamily, collection: NFTShape.Collection, key: [NFTField], value: NFTValue? = nil) {
         self.family = family
         self.collection = collection
         self.key = key
         self.value = value
     }
 
-    var text: String { value.map { "\(key) : \($0)" } ?? key }
+    var keyText: String { key.map(\.text).joined(separator: " . ") }
+    var text: String { value.map { "\(keyText) : \($0.text)" } ?? keyText }
 }
 
 /// What one service port puts into the ruleset of one family: its elements and the shared
-/// dispatch chains they jump to.
+/// chains they jump to.
 struct Contribution: Sendable {
     var elements: [NFTElement] = []
     var chains: [DispatchChain] = []
-    /// One per endpoint index used (0..<N for each non-affinity destination).
-    var picks: [PickChain] = []
 }
 
 /// Renders service ports into map elements: a pure function of the entry and the family.
 enum ElementRenderer {
-    static func contribution(of entry: ServicePortEntry, family: IPFamily) -> Contribution {
+    /// `nodeAddresses`: this node's addresses (for loadBalancerSourceRanges that include the node).
+    static func contribution(of entry: ServicePortEntry, family: IPFamily,
+                             nodeAddresses: [IPAddress] = []) -> Contribution {
         var c = Contribution()
         guard let clusterIP = entry.clusterIP(for: family) else { return c }
-        let proto = entry.protocol.lowercased
-        let port = entry.port
-        let internalEPs = entry.internalEndpoints.of(family)
-        let external = entry.externalEndpoints.of(family)
+        let proto = NFTField.proto(entry.protocol)
+        let port = NFTField.port(entry.port)
+        // A single-stack entry's endpoints are all of its family (the table keeps only those).
+        let singleStack = entry.clusterIPs.count == 1
+        func ofFamily(_ eps: [Endpoint]) -> [Endpoint] { singleStack ? eps : eps.of(family) }
+        let internalEPs = ofFamily(entry.internalEndpoints)
+        let external = ofFamily(entry.externalEndpoints)
         let affinity = entry.sessionAffinityTimeout
 
-        func add(_ coll: NFTShape.Collection, _ key: String, _ value: String? = nil) {
+        func add(_ coll: NFTShape.Collection, _ key: [NFTField], _ value: NFTValue? = nil) {
             c.elements.append(NFTElement(family: family, collection: coll, key: key, value: value))
         }
         /// Where traffic goes when there is no endpoint to send it to: rejected when the service
         /// has no endpoint at all, dropped when a Local policy leaves none on this node.
-        func noEndpointVerdict() -> String { entry.hasEndpoints ? "drop" : "goto reject-chain" }
+        let noEndpoint: NFTValue = entry.hasEndpoints ? .drop : .goto("reject-chain")
 
         /// Dispatch for one destination key (`addr . proto . port` or `proto . port`).
-        func dispatch(_ key: String, role: DispatchChain.Role, endpoints: [Endpoint],
+        func dispatch(_ key: [NFTField], role: DispatchChain.Role, endpoints: [Endpoint],
                       entryMap: NFTShape.Collection, noEndpointMap: NFTShape.Collection) {
-            guard !endpoints.isEmpty else {
-                add(noEndpointMap, key, noEndpointVerdict())
-                return
+            // Local roles: clients on this node use every endpoint instead (kube-proxy's short circuit).
+            let shortCircuit = role.isLocal ? ofFamily(entry.clusterEndpoints) : []
+            if endpoints.isEmpty {
+                add(noEndpointMap, key, noEndpoint)
+                if shortCircuit.isEmpty { return }
             }
             let chain = DispatchChain(family: family, role: role, endpointCount: endpoints.count,
-                                      affinityTimeout: affinity)
+                                      affinityTimeout: endpoints.isEmpty ? nil : affinity,
+                                      shortCircuitCount: shortCircuit.count)
             c.chains.append(chain)
-            add(entryMap, key, "goto \(chain.name)")
-            c.picks.append(contentsOf: chain.picks)
-            for (i, ep) in endpoints.enumerated() {
-                let (map, suffix) = chain.backends(i)
-                add(map, key + suffix, "\(ep.ip) . \(ep.port)")
+            add(entryMap, key, .goto(chain.name))
+            if chain.affinityTimeout != nil {
+                let (backends, slots) = chain.affinityMaps
+                for (i, slot) in chain.affinitySlots(endpoints).enumerated() {
+                    add(slots, key + [.mark(UInt32(i))], .mark(slot))
+                    add(backends, key + [.mark(slot)], .endpoint(endpoints[i].ip, endpoints[i].port))
+                }
+            } else {
+                for i in endpoints.indices {
+                    add(chain.backends(i), key, .endpoint(endpoints[i].ip, endpoints[i].port))
+                }
+            }
+            for (i, ep) in shortCircuit.enumerated() {
+                add(chain.shortCircuitBackends(i), key, .endpoint(ep.ip, ep.port))
             }
         }
 
-        add(.clusterIPs, clusterIP.description)
-        dispatch("\(clusterIP) . \(proto) . \(port)", role: .clusterIP, endpoints: internalEPs,
+        add(.clusterIPs, [.address(clusterIP)])
+        dispatch([.address(clusterIP), proto, port], role: .clusterIP, endpoints: internalEPs,
                  entryMap: .serviceIPs, noEndpointMap: .noEndpointServices)
 
         let externalRole: DispatchChain.Role = entry.externalPolicyIsLocal ? .externalLocal : .external
-        let externalIPs = Array(Set(entry.externalIPs.of(family) + entry.loadBalancerIPs.of(family))).sorted()
+        let externalIPs = entry.externalIPs.isEmpty && entry.loadBalancerIPs.isEmpty ? []
+            : Array(Set(entry.externalIPs.of(family) + entry.loadBalancerIPs.of(family))).sorted()
         for ip in externalIPs {
-            dispatch("\(ip) . \(proto) . \(port)", role: externalRole, endpoints: external,
+            dispatch([.address(ip), proto, port], role: externalRole, endpoints: external,
                      entryMap: .serviceIPs, noEndpointMap: .noEndpointServices)
         }
-        if !entry.loadBalancerSourceRanges.isEmpty {
+        // As kube-proxy: source ranges are split by family, and a family without any is unrestricted.
+        let ranges = minimalCover(entry.loadBalancerSourceRanges.filter { $0.family == family })
+        if !ranges.isEmpty {
+            // A range holding the node: a VIP-style load balancer's address is often local too,
+            // and the node's own requests to it then come from the VIP itself (kube-proxy's allowFromNode).
+            let allowFromNode = ranges.contains { r in nodeAddresses.contains { r.contains($0) } }
             for ip in entry.loadBalancerIPs.of(family) {
-                let key = "\(ip) . \(proto) . \(port)"
+                let key: [NFTField] = [.address(ip), proto, port]
                 add(.firewallIPs, key)
-                for range in entry.loadBalancerSourceRanges where range.family == family {
-                    add(.firewallAllow, "\(key) . \(range)")
-                }
+                let allowed = allowFromNode ? minimalCover(ranges + [CIDR(address: ip, prefixLength: family == .ipv4 ? 32 : 128)]) : ranges
+                for range in allowed { add(.firewallAllow, key + [.cidr(range)]) }
             }
         }
         if let nodePort = entry.nodePort {
-            dispatch("\(proto) . \(nodePort)", role: entry.externalPolicyIsLocal ? .nodePortLocal : .nodePort,
+            dispatch([proto, .port(nodePort)], role: entry.externalPolicyIsLocal ? .nodePortLocal : .nodePort,
                      endpoints: external, entryMap: .nodePorts, noEndpointMap: .noEndpointNodePorts)
         }
         // Hairpin: only a pod on this node can reach itself through this node's rules.
-        for ip in Set((internalEPs + external).filter(\.isLocal).map(\.ip)).sorted() {
-            add(.hairpin, "\(ip) . \(ip)")
+        let local = (internalEPs + external + (entry.externalPolicyIsLocal ? ofFamily(entry.clusterEndpoints) : []))
+            .filter(\.isLocal)
+        for ip in local.isEmpty ? [] : Set(local.map(\.ip)).sorted() {
+            add(.hairpin, [.address(ip), .address(ip)])
         }
         return c
     }
+}
+
+/// The prefixes of `cidrs` not already covered by another: an interval set refuses overlapping
+/// elements, and users may well write `10.0.0.0/8` and `10.1.0.0/16` together.
+func minimalCover(_ cidrs: [CIDR]) -> [CIDR] {
+    guard cidrs.count > 1 else { return cidrs }
+    var kept: [CIDR] = []
+    for c in cidrs.sorted(by: { ($0.prefixLength, $0.address) < ($1.prefixLength, $1.address) })
+    where !kept.contains(where: { $0.family == c.family && $0.contains(c.address) }) {
+        kept.append(c)
+    }
+    return kept.sorted()
 }

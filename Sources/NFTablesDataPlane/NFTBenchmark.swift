@@ -14,14 +14,22 @@ public enum NFTBenchmark {
         public var fullSyncSeconds: Double
         /// A second full sync over the loaded ruleset (periodic resync / restart adoption).
         public var resyncSeconds: Double
+        public var resync: NFTSyncStats
         /// One service's endpoint replaced, incremental: median wall-clock seconds over repeats.
         public var oneServiceUpdateSeconds: Double
         public var oneServiceUpdate: NFTSyncStats
+        /// One endpoint of each of 1,000 services (or all, if fewer) replaced in one incremental step.
+        public var bulkUpdateSeconds: Double
+        public var bulkUpdate: NFTSyncStats
+        /// `cleanup()` of the programmed tables.
+        public var cleanupSeconds: Double
 
         public var description: String {
-            String(format: "%6d services × %d endpoints: full sync %.3f s (render %.3f, kernel %.3f, %.1f MB), resync %.3f s, one-service update %.2f ms (%d B)",
+            String(format: "%6d services × %d endpoints: full sync %.3f s (render %.3f, kernel %.3f, %.1f MB), resync %.3f s, one-service update %.2f ms (%d B), %d-service update %.1f ms, cleanup %.2f s",
                    services, endpoints, fullSyncSeconds, fullSync.renderSeconds, fullSync.kernelSeconds,
-                   Double(fullSync.bytes) / 1e6, resyncSeconds, oneServiceUpdateSeconds * 1000, oneServiceUpdate.bytes)
+                   Double(fullSync.bytes) / 1e6, resyncSeconds, oneServiceUpdateSeconds * 1000, oneServiceUpdate.bytes,
+                   min(services, 1_000), bulkUpdateSeconds * 1000, cleanupSeconds)
+                + [fullSync.replacedBecause, resync.replacedBecause].compactMap { $0.map { " (replaced: \($0))" } }.joined()
         }
     }
 
@@ -56,6 +64,7 @@ public enum NFTBenchmark {
             t = clock.now
             try await plane.apply(TableUpdate(previous: nil, current: table, diff: nil))
             let resync = seconds(clock.now - t)
+            let resyncStats = await plane.lastSyncStats
 
             var previous = table
             var times: [Double] = []
@@ -77,11 +86,31 @@ public enum NFTBenchmark {
                 stats = await plane.lastSyncStats
                 previous = next
             }
+            // 1,000 services at once: the first endpoint of each moves.
+            var entries = previous.entries
+            var changed = Set<ServicePortName>()
+            for i in stride(from: 0, to: n, by: max(1, n / 1_000)).prefix(1_000) {
+                let name = ServicePortName(namespace: "bench", name: "svc-\(i)", port: "", protocol: .tcp)
+                var e = entries[name]!
+                e.clusterEndpoints[0].ip = .v4(0x0C00_0000 + UInt32(i))
+                e.endpoints = e.clusterEndpoints
+                entries[name] = e
+                changed.insert(name)
+            }
+            let bulk = ServiceTable(version: previous.version + 1, node: node, entries: entries)
+            t = clock.now
+            try await plane.apply(TableUpdate(previous: previous, current: bulk, diff: TableDiff(changed: changed)))
+            let bulkSeconds = seconds(clock.now - t)
+            let bulkStats = await plane.lastSyncStats
+
+            t = clock.now
             try await plane.cleanup()
+            let cleanupSeconds = seconds(clock.now - t)
             times.sort()
             results.append(Result(services: n, endpoints: endpoints, fullSync: fullStats, fullSyncSeconds: full,
-                                  resyncSeconds: resync, oneServiceUpdateSeconds: times[times.count / 2],
-                                  oneServiceUpdate: stats))
+                                  resyncSeconds: resync, resync: resyncStats, oneServiceUpdateSeconds: times[times.count / 2],
+                                  oneServiceUpdate: stats, bulkUpdateSeconds: bulkSeconds, bulkUpdate: bulkStats,
+                                  cleanupSeconds: cleanupSeconds))
         }
         return results
     }

@@ -27,9 +27,16 @@ public enum NFTShape {
         case backends(Int)
         /// The same for node ports, keyed `l4proto . dport`.
         case nodePortBackends(Int)
-        /// Session-affinity services: `daddr . l4proto . dport . index` (the index travels in the packet mark).
+        /// External-Local destinations: their cluster-wide endpoints, for clients on this node.
+        case clusterBackends(Int)
+        case nodePortClusterBackends(Int)
+        /// Session-affinity services: `daddr . l4proto . dport . slot` → endpoint, where the slot is
+        /// a stable number derived from the endpoint (it travels in the packet mark)…
         case backendsAffinity
         case nodePortBackendsAffinity
+        /// … and `daddr . l4proto . dport . position` → slot, to turn a random pick into a slot.
+        case affinitySlots
+        case nodePortAffinitySlots
         /// Every cluster IP: traffic still addressed to one after DNAT is rejected (unknown port).
         case clusterIPs
         /// Service ports with no usable endpoint → `goto reject-chain` or `drop`.
@@ -47,7 +54,8 @@ public enum NFTShape {
 
         /// The collections that always exist (per-index backends maps come and go with their pick chains).
         static let fixed: [Collection] = [
-            .serviceIPs, .nodePorts, .backendsAffinity, .nodePortBackendsAffinity, .clusterIPs,
+            .serviceIPs, .nodePorts, .backendsAffinity, .nodePortBackendsAffinity, .affinitySlots,
+            .nodePortAffinitySlots, .clusterIPs,
             .noEndpointServices, .noEndpointNodePorts, .firewallIPs, .firewallAllow, .hairpin,
             .clusterCIDRs, .nodePortAddresses,
         ]
@@ -58,8 +66,12 @@ public enum NFTShape {
             case .nodePorts: return "service-nodeports"
             case .backends(let i): return "backends-\(i)"
             case .nodePortBackends(let i): return "nodeport-backends-\(i)"
+            case .clusterBackends(let i): return "ext-cluster-backends-\(i)"
+            case .nodePortClusterBackends(let i): return "nodeport-cluster-backends-\(i)"
             case .backendsAffinity: return "backends-affinity"
             case .nodePortBackendsAffinity: return "nodeport-backends-affinity"
+            case .affinitySlots: return "affinity-slots"
+            case .nodePortAffinitySlots: return "nodeport-affinity-slots"
             case .clusterIPs: return "cluster-ips"
             case .noEndpointServices: return "no-endpoint-services"
             case .noEndpointNodePorts: return "no-endpoint-nodeports"
@@ -73,11 +85,25 @@ public enum NFTShape {
 
         static func < (a: Collection, b: Collection) -> Bool { a.name < b.name }
 
+        /// Interval sets (prefixes): always loaded through libnftables, which splits them into ranges.
+        var isInterval: Bool {
+            switch self {
+            case .firewallAllow, .clusterCIDRs, .nodePortAddresses: return true
+            default: return false
+            }
+        }
+
+        /// Elements shared by several service ports (a cluster IP of a multi-port service, a
+        /// hairpin pair of an endpoint several services use): reference-counted. Every other
+        /// element's key belongs to one service port.
+        var isShared: Bool { self == .clusterIPs || self == .hairpin }
+
         /// Maps carry a value per key; sets do not.
         var isMap: Bool {
             switch self {
-            case .serviceIPs, .nodePorts, .backends, .nodePortBackends, .backendsAffinity,
-                 .nodePortBackendsAffinity, .noEndpointServices, .noEndpointNodePorts: return true
+            case .serviceIPs, .nodePorts, .backends, .nodePortBackends, .clusterBackends, .nodePortClusterBackends,
+                 .backendsAffinity, .nodePortBackendsAffinity, .affinitySlots, .nodePortAffinitySlots,
+                 .noEndpointServices, .noEndpointNodePorts: return true
             default: return false
             }
         }
@@ -93,14 +119,18 @@ public enum NFTShape {
                 body = "type \(t) . inet_proto . inet_service : verdict;"
             case .nodePorts, .noEndpointNodePorts:
                 body = "type inet_proto . inet_service : verdict;"
-            case .backends:
+            case .backends, .clusterBackends:
                 body = "type \(t) . inet_proto . inet_service : \(t) . inet_service;"
-            case .nodePortBackends:
+            case .nodePortBackends, .nodePortClusterBackends:
                 body = "type inet_proto . inet_service : \(t) . inet_service;"
             case .backendsAffinity:
                 body = "type \(t) . inet_proto . inet_service . mark : \(t) . inet_service;"
             case .nodePortBackendsAffinity:
                 body = "type inet_proto . inet_service . mark : \(t) . inet_service;"
+            case .affinitySlots:
+                body = "type \(t) . inet_proto . inet_service . mark : mark;"
+            case .nodePortAffinitySlots:
+                body = "type inet_proto . inet_service . mark : mark;"
             case .clusterIPs:
                 body = "type \(t);"
             case .firewallIPs:
@@ -117,7 +147,7 @@ public enum NFTShape {
     }
 
     /// The dynamic map of session-affinity choices, `saddr . daddr . l4proto . dport` → endpoint
-    /// index (as a packet mark). Filled by the packet path, so syncs never flush it.
+    /// slot (as a packet mark). Filled by the packet path, so syncs never flush it.
     static let affinityMap = "affinity"
 
     static func affinityDeclaration(_ f: NFTFamily) -> String {
@@ -134,7 +164,9 @@ public enum NFTShape {
     }
 
     /// The fixed chains for one family under the node-wide settings.
-    static func fixedChains(_ f: NFTFamily, settings: ProxySettings) -> [FixedChain] {
+    /// `dropInvalid`: drop forwarded packets conntrack finds invalid, as kube-proxy does unless
+    /// `nf_conntrack_tcp_be_liberal` is set (otherwise they can reset connections, kubernetes#74839).
+    static func fixedChains(_ f: NFTFamily, settings: ProxySettings, dropInvalid: Bool = true) -> [FixedChain] {
         let a = f.payload
         let key = "\(a) daddr . meta l4proto . th dport"
         let cidrs = settings.clusterCIDRs.filter { $0.family == f.ipFamily }
@@ -189,10 +221,11 @@ public enum NFTShape {
             FixedChain(name: "nat-prerouting", hook: "type nat hook prerouting priority -100;", rules: ["jump services"]),
             FixedChain(name: "nat-output", hook: "type nat hook output priority -100;", rules: ["jump services"]),
             FixedChain(name: "nat-postrouting", hook: "type nat hook postrouting priority 100;", rules: ["jump masquerading"]),
-            FixedChain(name: "filter-prerouting", hook: "type filter hook prerouting priority -110;", rules: ["jump firewall-check"]),
-            FixedChain(name: "filter-output-pre-dnat", hook: "type filter hook output priority -110;", rules: ["jump firewall-check"]),
+            FixedChain(name: "filter-prerouting", hook: "type filter hook prerouting priority -110;", rules: ["ct state new jump firewall-check"]),
+            FixedChain(name: "filter-output-pre-dnat", hook: "type filter hook output priority -110;", rules: ["ct state new jump firewall-check"]),
             FixedChain(name: "filter-input", hook: "type filter hook input priority 0;", rules: ["ct state new jump endpoint-check"]),
-            FixedChain(name: "filter-forward", hook: "type filter hook forward priority 0;", rules: ["ct state new jump endpoint-check"]),
+            FixedChain(name: "filter-forward", hook: "type filter hook forward priority 0;",
+                       rules: (dropInvalid ? ["ct state invalid drop"] : []) + ["ct state new jump endpoint-check"]),
             FixedChain(name: "filter-output", hook: "type filter hook output priority 0;", rules: ["ct state new jump endpoint-check"]),
         ]
     }
@@ -200,11 +233,11 @@ public enum NFTShape {
     /// Elements that come from the settings rather than from services.
     static func settingsElements(_ f: NFTFamily, settings: ProxySettings) -> [NFTElement] {
         var out: [NFTElement] = []
-        for c in settings.clusterCIDRs where c.family == f.ipFamily {
-            out.append(NFTElement(family: f.ipFamily, collection: .clusterCIDRs, key: c.description))
+        for c in minimalCover(settings.clusterCIDRs) where c.family == f.ipFamily {
+            out.append(NFTElement(family: f.ipFamily, collection: .clusterCIDRs, key: [.cidr(c)]))
         }
-        for c in settings.nodePortAddresses where c.family == f.ipFamily {
-            out.append(NFTElement(family: f.ipFamily, collection: .nodePortAddresses, key: c.description))
+        for c in minimalCover(settings.nodePortAddresses) where c.family == f.ipFamily {
+            out.append(NFTElement(family: f.ipFamily, collection: .nodePortAddresses, key: [.cidr(c)]))
         }
         return out
     }

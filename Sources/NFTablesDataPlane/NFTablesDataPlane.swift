@@ -22,20 +22,33 @@ public struct NFTSyncStats: Sendable, Hashable {
     public var conntrackError: String?
     /// Why a full sync had to delete and recreate the tables instead of refilling them in place.
     public var replacedBecause: String?
+    /// The kernel's refusal, when the sync failed (the previous ruleset is still in force).
+    public var error: String?
+    /// Why an incremental update was done as a full sync instead (it touched a key two service
+    /// ports claim).
+    public var fullBecause: String?
+    /// Map keys two service ports both claimed (e.g. the same external IP and port in two
+    /// Services, which the API allows): one of them was programmed.
+    public var conflicts = 0
 }
 
-/// The nftables data plane: programs the kernel of the network namespace it runs in through
-/// libnftables, in process. It owns the tables `ip kproxy` and `ip6 kproxy` and touches nothing else.
+/// The nftables data plane: programs the kernel of the network namespace it runs in, in process
+/// (libnftables for declarations and chains, nfnetlink for bulk element loads). It owns the
+/// tables `ip kproxy` and `ip6 kproxy` and touches nothing else.
 ///
-/// - Full sync: one transaction declares the tables, flushes and refills every map, set and chain
-///   and deletes unused dispatch chains. It replaces whatever an earlier kproxy left without a
-///   window where traffic is unhandled, and keeps session-affinity memory.
-/// - Incremental sync: one small transaction with the element- and chain-level changes of the
-///   service ports in the diff; libnftables then needs no cache of the big maps.
-/// - A refused transaction changes nothing in the kernel; the error carries libnftables' message
+/// - Full sync: three transactions, each leaving a consistent ruleset: declare the tables and
+///   refill every chain (libnftables); flush and refill every map in one nfnetlink batch (an
+///   atomic swap of contents); delete chains nobody uses. It adopts whatever an earlier kproxy
+///   left without a window where traffic is unhandled, and keeps session-affinity memory. If
+///   that fails, the tables are replaced whole in one transaction.
+/// - Incremental sync: one small libnftables transaction with the element- and chain-level
+///   changes of the service ports in the diff; libnftables needs no cache of the big maps.
+/// - A refused transaction changes nothing in the kernel; the error carries the kernel's message
 ///   and the next sync is a full one.
 public final class NFTablesDataPlane: DataPlane, @unchecked Sendable {
     public let mode = "nftables"
+    /// Element changes above which an incremental step loads them over nfnetlink.
+    static let largeDelta = 500
     public let settings: ProxySettings
     public let families: [IPFamily]
     public let conntrackCleanup: Bool
@@ -45,13 +58,20 @@ public final class NFTablesDataPlane: DataPlane, @unchecked Sendable {
     private var context: NFTContext?
     private var state: RulesetState?
     private var appliedVersion: UInt64?
-    private var stats = NFTSyncStats(kind: .unchanged)
+    private var stats = NFTSyncStats(kind: .unchanged) {
+        didSet { observer?(stats) }
+    }
+    private let observer: (@Sendable (NFTSyncStats) -> Void)?
 
     /// - Parameters:
     ///   - netnsPath: program another network namespace (`/run/netns/NAME`); nil: this process's.
     ///   - conntrackCleanup: delete stale UDP conntrack entries after syncs.
+    ///   - observer: called after every sync attempt with what it did (for logs and metrics);
+    ///     runs on the data plane's thread, so it must not call back into the data plane.
     public init(settings: ProxySettings = ProxySettings(), families: [IPFamily] = IPFamily.allCases,
-                netnsPath: String? = nil, conntrackCleanup: Bool = true) throws {
+                netnsPath: String? = nil, conntrackCleanup: Bool = true,
+                observer: (@Sendable (NFTSyncStats) -> Void)? = nil) throws {
+        self.observer = observer
         self.settings = settings
         self.families = families
         self.conntrackCleanup = conntrackCleanup
@@ -60,12 +80,12 @@ public final class NFTablesDataPlane: DataPlane, @unchecked Sendable {
     }
 
     deinit {
-        let t = thread
+        // Free the libnftables context on its own thread (without waiting: deinit may run on
+        // that very thread), then let the thread end once its queue is empty.
         let box = ContextBox(context)
         context = nil
-        // Free the libnftables context on its own thread, then let the thread end.
-        t.enqueueRelease(box)
-        t.stop()
+        thread.submit { box.context = nil }
+        thread.stop()
     }
 
     /// Statistics of the last successful or attempted sync.
@@ -102,27 +122,51 @@ public final class NFTablesDataPlane: DataPlane, @unchecked Sendable {
         let ctx = try requireContext()
         let clock = ContinuousClock()
         let t0 = clock.now
+        // The node's addresses shape some elements of every service (source ranges that hold the
+        // node): when they change, only a full sync is right.
         if !update.isFullSync, let previous = update.previous, let diff = update.diff,
-           state != nil, appliedVersion == previous.version {
+           state != nil, appliedVersion == previous.version, previous.node.addresses == update.current.node.addresses {
             var st = state!
             state = nil
             let names = diff.touched
             let delta = st.update(names: names, previous: previous, current: update.current, families: families)
+            if delta.touches(st.conflicts) {
+                // A key two ports claim: only a full sync knows which one is programmed.
+                return try fullSync(update, ctx: ctx, clock: clock, t0: t0, because: "an element key claimed twice changed")
+            }
             var s = NFTSyncStats(kind: delta.isEmpty ? .unchanged : .incremental)
             s.elementsAdded = delta.elements.added.count
             s.elementsRemoved = delta.elements.removed.count
             s.chainsAdded = delta.chains.added.count + delta.picks.added.count
             s.chainsRemoved = delta.chains.removed.count + delta.picks.removed.count
             if !delta.isEmpty {
-                let text = NFTRuleset.incremental(delta)
-                s.bytes = text.utf8.count
+                // Small steps: one libnftables transaction. Large ones (thousands of elements,
+                // where libnftables' text parsing would dominate): split like a full sync, the
+                // elements in one nfnetlink batch.
+                let large = delta.elements.added.count + delta.elements.removed.count > Self.largeDelta
+                var steps: [() throws -> Void] = []
+                if large {
+                    let before = NFTRuleset.incrementalChains(delta)
+                    let batch = NFTRuleset.incrementalBatch(delta, firstSequence: nextSequence())
+                    let after = NFTRuleset.incrementalCleanup(delta)
+                    s.bytes = before.utf8.count + batch.bytes.count + after.utf8.count
+                    if !before.isEmpty { steps.append { try ctx.run(before) } }
+                    steps.append { try NFTNetlinkSocket.apply(batch) }
+                    if !after.isEmpty { steps.append { try ctx.run(after) } }
+                } else {
+                    let text = NFTRuleset.incremental(delta)
+                    s.bytes = text.utf8.count
+                    steps.append { try ctx.run(text) }
+                }
                 let t1 = clock.now
                 s.renderSeconds = seconds(t1 - t0)
                 do {
-                    try ctx.run(text)
+                    for step in steps { try step() }
                 } catch {
+                    // The previous ruleset is in force (a step that ran before the refused one only
+                    // added unused chains); the caller retries with a full sync.
+                    s.error = "\(error)"
                     stats = s
-                    appliedVersion = nil
                     throw error
                 }
                 s.kernelSeconds = seconds(clock.now - t1)
@@ -135,38 +179,60 @@ public final class NFTablesDataPlane: DataPlane, @unchecked Sendable {
             return
         }
 
-        // Full sync.
+        try fullSync(update, ctx: ctx, clock: clock, t0: t0, because: nil)
+    }
+
+    /// Full sync, in three steps that each leave a consistent ruleset (see `NFTRuleset.FullSyncMode`).
+    private func fullSync(_ update: TableUpdate, ctx: NFTContext, clock: ContinuousClock,
+                          t0: ContinuousClock.Instant, because reason: String?) throws {
         state = nil
         appliedVersion = nil
-        let st = RulesetState(table: update.current, families: families)
-        let existing = existingChains(ctx)
-        let text = NFTRuleset.fullSync(state: st, settings: settings, families: families,
-                                       existing: existing, mode: .refill)
-        if let dump = ProcessInfo.processInfo.environment["KPROXY_NFT_DUMP"] {
-            try? text.write(toFile: dump, atomically: true, encoding: .utf8)
-        }
+        var elements: [NFTElement] = []
+        let st = RulesetState(table: update.current, families: families) { elements.append($0) }
         var s = NFTSyncStats(kind: .full)
-        s.elementsAdded = st.elements.count
+        s.fullBecause = reason
+        let conflicts: Set<NFTElementKey>
+        (elements, conflicts) = NFTRuleset.withoutConflicts(elements)
+        s.conflicts = conflicts.count
+        s.elementsAdded = elements.count
         s.chainsAdded = st.chains.count + st.picks.count
-        s.bytes = text.utf8.count
+        let existing = existingChains(ctx)
+        let declarations = NFTRuleset.fullSync(state: st, elements: elements.filter { $0.collection.isInterval },
+                                               settings: settings, families: families, mode: .refill,
+                                               dropInvalid: dropInvalid)
+        let batch = NFTRuleset.elementBatch(state: st, elements: elements, families: families,
+                                            firstSequence: nextSequence())
+        let stale = NFTRuleset.staleChains(state: st, settings: settings, families: families, existing: existing)
+        if let dump = ProcessInfo.processInfo.environment["KPROXY_NFT_DUMP"] {
+            try? (declarations + "# … \(elements.count) elements by netlink …\n" + stale)
+                .write(toFile: dump, atomically: true, encoding: .utf8)
+        }
+        s.bytes = declarations.utf8.count + batch.bytes.count + stale.utf8.count
         let t1 = clock.now
         s.renderSeconds = seconds(t1 - t0)
         do {
-            try ctx.run(text)
+            try ctx.run(declarations)
+            try NFTNetlinkSocket.apply(batch)
+            if !stale.isEmpty { try ctx.run(stale) }
         } catch let first {
+            // The tables' declared shape may differ (an older kproxy), or something else is in
+            // the way: replace them whole, every element included, in one transaction.
             s.replacedBecause = "\(first)"
-            // The tables' declared shape may differ (an older kproxy): replace them whole.
-            let replace = NFTRuleset.fullSync(state: st, settings: settings, families: families,
-                                              existing: [:], mode: .replace)
+            let replace = NFTRuleset.fullSync(state: st, elements: elements, settings: settings,
+                                              families: families, mode: .replace, dropInvalid: dropInvalid)
             do {
                 try ctx.run(replace)
             } catch {
+                let failure = NFTError(message: "\(error)\n(after a first attempt failed with: \(first))")
+                s.error = failure.description
                 stats = s
-                throw NFTError(message: "\(error)\n(after a first attempt failed with: \(first))")
+                throw failure
             }
         }
         s.kernelSeconds = seconds(clock.now - t1)
-        state = st
+        var adopted = st
+        adopted.conflicts = conflicts
+        state = adopted
         appliedVersion = update.current.version
         if let previous = update.previous {
             let diff = TableDiff.between(previous, update.current)
@@ -174,6 +240,20 @@ public final class NFTablesDataPlane: DataPlane, @unchecked Sendable {
                            stats: &s)
         }
         stats = s
+    }
+
+    /// kube-proxy's rule: drop invalid forwarded packets unless conntrack is TCP-liberal in
+    /// this namespace (read on the data plane's thread, so from the programmed namespace).
+    private var dropInvalid: Bool {
+        guard let text = try? String(contentsOfFile: "/proc/sys/net/netfilter/nf_conntrack_tcp_be_liberal", encoding: .utf8)
+        else { return true }
+        return text.trimmingCharacters(in: .whitespacesAndNewlines) == "0"
+    }
+
+    private var sequence = UInt32.random(in: 1...UInt32.max / 2)
+    private func nextSequence() -> UInt32 {
+        sequence &+= 1_000_000
+        return sequence
     }
 
     private func cleanConntrack(_ filters: [ConntrackFilter], stats s: inout NFTSyncStats) {
@@ -217,15 +297,15 @@ public final class NFTablesDataPlane: DataPlane, @unchecked Sendable {
         let ctx = try requireContext()
         state = nil
         appliedVersion = nil
-        let tables = (try? ctx.run("list tables")) ?? ""
-        var commands = ""
+        // Not `list tables` first: nft 1.0.6 loads every set element into its cache for it
+        // (11 s with 250k elements). A table that is not there is simply not deleted.
         for family in IPFamily.allCases {
-            let f = NFTFamily(family)
-            if tables.split(separator: "\n").contains(where: { $0.trimmingCharacters(in: .whitespaces) == "table \(f.qualifiedTable)" }) {
-                commands += "delete table \(f.qualifiedTable)\n"
+            do {
+                try ctx.run("delete table \(NFTFamily(family).qualifiedTable)")
+            } catch let error as NFTError where error.message.contains("No such file or directory") {
+                continue
             }
         }
-        if !commands.isEmpty { try ctx.run(commands) }
     }
 
     private func seconds(_ d: Duration) -> Double {
@@ -237,14 +317,4 @@ public final class NFTablesDataPlane: DataPlane, @unchecked Sendable {
 final class ContextBox: @unchecked Sendable {
     var context: NFTContext?
     init(_ c: NFTContext?) { context = c }
-}
-
-extension NamespaceThread {
-    func enqueueRelease(_ box: ContextBox) {
-        _ = try? runBlockingIfNotCurrent { box.context = nil }
-    }
-
-    private func runBlockingIfNotCurrent(_ body: @escaping @Sendable () -> Void) throws {
-        try runBlocking(body)
-    }
 }

@@ -64,6 +64,9 @@ final class NamespaceThread: @unchecked Sendable {
         condition.unlock()
     }
 
+    /// Queues `body` without waiting for it.
+    func submit(_ body: @escaping @Sendable () -> Void) { enqueue(body) }
+
     /// Runs `body` on the thread and returns its result.
     func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { (cont: CheckedContinuation<T, Error>) in

@@ -1,14 +1,18 @@
 import NetworkTypes
 import ServiceTable
 
-/// What kproxy believes its tables hold: every element, dispatch chain and pick chain with the
-/// number of service ports that need it (a cluster IP shared by two ports, an endpoint pair
-/// shared by two services, a dispatch chain shared by thousands). Element- and chain-level
-/// changes fall out of the counts going to and from zero.
+/// What kproxy needs to remember about its tables between syncs: the reference counts of what
+/// several service ports share — cluster IPs of multi-port services, hairpin pairs, dispatch
+/// chains — and the pick chains (with their maps) the dispatch chains in use need, counted per
+/// dispatch chain rather than per destination. Every other element's key belongs to one service port,
+/// so its changes follow from that port's old and new entries alone and need no memory.
 struct RulesetState: Sendable {
-    private(set) var elements = Counted<NFTElement>()
+    private(set) var shared = Counted<NFTElement>()
     private(set) var chains = Counted<DispatchChain>()
     private(set) var picks = Counted<PickChain>()
+    /// Keys several service ports claimed at the last full sync (only one was programmed): an
+    /// incremental step touching one of them is done as a full sync instead.
+    var conflicts = Set<NFTElementKey>()
 
     /// The changes one incremental step makes.
     struct Delta: Sendable {
@@ -16,28 +20,33 @@ struct RulesetState: Sendable {
         var chains = Counted<DispatchChain>.Change()
         var picks = Counted<PickChain>.Change()
         var isEmpty: Bool { elements.isEmpty && chains.isEmpty && picks.isEmpty }
+
+        func touches(_ keys: Set<NFTElementKey>) -> Bool {
+            !keys.isEmpty && (elements.added.contains { keys.contains(NFTElementKey($0)) }
+                || elements.removed.contains { keys.contains(NFTElementKey($0)) })
+        }
     }
 
     init() {}
 
-    /// The state a whole table produces.
-    init(table: ServiceTable, families: [IPFamily]) {
+    /// The state of a whole table; every element is handed to `sink` once (shared ones deduplicated).
+    init(table: ServiceTable, families: [IPFamily], elements sink: (NFTElement) -> Void = { _ in }) {
         var ignored = Delta()
         for entry in table.entries.values {
-            for f in families { insert(ElementRenderer.contribution(of: entry, family: f), into: &ignored) }
+            for f in families {
+                let c = ElementRenderer.contribution(of: entry, family: f, nodeAddresses: table.node.addresses)
+                for e in c.elements {
+                    if e.collection.isShared {
+                        if shared.insert(e, into: &ignored.elements) { sink(e) }
+                    } else {
+                        sink(e)
+                    }
+                }
+                for ch in c.chains where chains.insert(ch, into: &ignored.chains) {
+                    for p in ch.picks { picks.insert(p, into: &ignored.picks) }
+                }
+            }
         }
-    }
-
-    mutating func insert(_ c: Contribution, into delta: inout Delta) {
-        for e in c.elements { elements.insert(e, into: &delta.elements) }
-        for ch in c.chains { chains.insert(ch, into: &delta.chains) }
-        for p in c.picks { picks.insert(p, into: &delta.picks) }
-    }
-
-    mutating func remove(_ c: Contribution, into delta: inout Delta) {
-        for e in c.elements { elements.remove(e, into: &delta.elements) }
-        for ch in c.chains { chains.remove(ch, into: &delta.chains) }
-        for p in c.picks { picks.remove(p, into: &delta.picks) }
     }
 
     /// Moves the state from `previous` to `current` for the service ports `names`, returning
@@ -46,17 +55,32 @@ struct RulesetState: Sendable {
                          families: [IPFamily]) -> Delta {
         var delta = Delta()
         for name in names {
-            if let old = previous[name] {
-                for f in families { remove(ElementRenderer.contribution(of: old, family: f), into: &delta) }
+            for f in families {
+                let old = previous[name].map {
+                    ElementRenderer.contribution(of: $0, family: f, nodeAddresses: previous.node.addresses)
+                } ?? Contribution()
+                let new = current[name].map {
+                    ElementRenderer.contribution(of: $0, family: f, nodeAddresses: current.node.addresses)
+                } ?? Contribution()
+                let oldOwn = Set(old.elements.filter { !$0.collection.isShared })
+                let newOwn = Set(new.elements.filter { !$0.collection.isShared })
+                // An element one port drops and another adds unchanged cancels out; one whose key
+                // stays but whose value changes is a delete plus an add.
+                for e in oldOwn.subtracting(newOwn) where delta.elements.added.remove(e) == nil {
+                    delta.elements.removed.insert(e)
+                }
+                for e in newOwn.subtracting(oldOwn) where delta.elements.removed.remove(e) == nil {
+                    delta.elements.added.insert(e)
+                }
+                for e in old.elements where e.collection.isShared { shared.remove(e, into: &delta.elements) }
+                for e in new.elements where e.collection.isShared { shared.insert(e, into: &delta.elements) }
+                for ch in old.chains { chains.remove(ch, into: &delta.chains) }
+                for ch in new.chains { chains.insert(ch, into: &delta.chains) }
             }
         }
-        // An element removed above and added back unchanged cancels out; one whose key stays but
-        // whose value changes is a delete plus an add.
-        for name in names {
-            if let new = current[name] {
-                for f in families { insert(ElementRenderer.contribution(of: new, family: f), into: &delta) }
-            }
-        }
+        // Pick chains follow the dispatch chains that appeared or disappeared.
+        for ch in delta.chains.removed { for p in ch.picks { picks.remove(p, into: &delta.picks) } }
+        for ch in delta.chains.added { for p in ch.picks { picks.insert(p, into: &delta.picks) } }
         return delta
     }
 }
@@ -73,12 +97,15 @@ struct Counted<Item: Hashable & Sendable>: Sendable {
 
     var items: Dictionary<Item, Int>.Keys { counts.keys }
     var count: Int { counts.count }
-    func contains(_ item: Item) -> Bool { counts[item] != nil }
 
-    mutating func insert(_ item: Item, into change: inout Change) {
+    /// Returns whether the item is new.
+    @discardableResult
+    mutating func insert(_ item: Item, into change: inout Change) -> Bool {
         let n = counts[item, default: 0]
         counts[item] = n + 1
-        if n == 0, change.removed.remove(item) == nil { change.added.insert(item) }
+        guard n == 0 else { return false }
+        if change.removed.remove(item) == nil { change.added.insert(item) }
+        return true
     }
 
     mutating func remove(_ item: Item, into change: inout Change) {

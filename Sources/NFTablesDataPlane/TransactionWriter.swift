@@ -57,17 +57,11 @@ struct TransactionWriter {
                 for j in i..<end {
                     if j > i { text += ", " }
                     // A delete names the key only.
-                    text += verb == "delete" ? list[j].key : list[j].text
+                    text += verb == "delete" ? list[j].keyText : list[j].text
                 }
                 text += " }\n"
                 i = end
             }
         }
-    }
-
-    private struct FamilyCollection: Hashable, Comparable {
-        var family: IPFamily
-        var collection: NFTShape.Collection
-        static func < (a: Self, b: Self) -> Bool { (a.family, a.collection) < (b.family, b.collection) }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Testing
 import NetworkTypes
 import ServiceTable
 @testable import NFTablesDataPlane
@@ -54,7 +55,16 @@ func sh(_ command: String) -> (status: Int32, output: String) {
     return (p.terminationStatus, String(decoding: data, as: UTF8.self))
 }
 
-let isRoot = getuid() == 0
+/// Whether this process may create network namespaces and program nftables in them (root with
+/// CAP_NET_ADMIN and CAP_SYS_ADMIN; a restricted container's root may not). Probed once.
+let canUseNetns: Bool = {
+    guard getuid() == 0 else { return false }
+    let probe = "kpt-\(getpid())-probe"
+    defer { sh("ip netns del \(probe) 2>/dev/null") }
+    return sh("ip netns add \(probe) && ip netns exec \(probe) nft list ruleset").status == 0
+}()
+
+let netnsSkipReason: Comment = "needs root with CAP_NET_ADMIN and CAP_SYS_ADMIN (network namespaces, nftables)"
 
 /// Network namespaces for one test, named `kpt-<pid>-<random>-<suffix>`; all deleted by `destroy()`
 /// (call it in a `defer`), which also ends processes the test started inside them.
@@ -65,7 +75,23 @@ final class Namespaces: @unchecked Sendable {
 
     init() {
         prefix = "kpt-\(getpid())-\(String(UInt32.random(in: 0...UInt32.max), radix: 36))-"
+        _ = Self.sweep
     }
+
+    /// A test process that crashed could not clean up: once per run, namespaces `kpt-<pid>-…` of
+    /// processes that no longer exist are deleted, with the servers those tests left in them.
+    static let sweep: Void = {
+        for line in sh("ip netns list").output.split(separator: "\n") {
+            let name = String(line.split(separator: " ").first ?? "")
+            let parts = name.split(separator: "-")
+            guard parts.count >= 3, parts[0] == "kpt", let pid = Int32(parts[1]), pid != getpid(),
+                  kill(pid, 0) != 0, errno == ESRCH else { continue }
+            for p in sh("ip netns pids \(name)").output.split(separator: "\n").compactMap({ Int32($0) }) {
+                kill(p, SIGKILL)
+            }
+            sh("ip netns del \(name)")
+        }
+    }()
 
     /// Creates a namespace with loopback up; returns its full name.
     @discardableResult

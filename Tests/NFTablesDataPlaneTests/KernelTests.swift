@@ -7,7 +7,7 @@ import Testing
 /// The data plane against the kernel, in a scratch namespace; assertions read the ruleset back
 /// with the `nft` tool (an independent reader).
 @Suite("NFTables kernel (in a scratch network namespace)", .serialized,
-       .enabled(if: isRoot, "needs root (CAP_NET_ADMIN) to create network namespaces"))
+       .enabled(if: canUseNetns, netnsSkipReason))
 struct NFTablesKernelTests {
     let settings = ProxySettings(clusterCIDRs: [CIDR("10.244.0.0/16")!])
     let web = Fixture.service("web", ip: "10.96.0.10", endpoints: [Fixture.ep("10.244.1.2"), Fixture.ep("10.244.2.3")])
@@ -100,7 +100,9 @@ struct NFTablesKernelTests {
         let ns = Namespaces()
         defer { ns.destroy() }
         let n = try ns.create("node")
-        let plane = try NFTablesDataPlane(settings: settings, families: [.ipv4], netnsPath: ns.path(n))
+        let observed = ObservedStats()
+        let plane = try NFTablesDataPlane(settings: settings, families: [.ipv4], netnsPath: ns.path(n),
+                                          observer: { observed.append($0) })
         let t1 = Fixture.table([web, empty], version: 1)
         try await plane.apply(TableUpdate(previous: nil, current: t1, diff: nil))
         // Someone else put a conflicting element where the new service's entry must go.
@@ -117,6 +119,7 @@ struct NFTablesKernelTests {
                                               diff: TableDiff(added: [late.name], changed: [web.name])))
         }
         #expect(ns.exec(n, "nft list ruleset").output == before, "a refused transaction changed the ruleset")
+        #expect(observed.all.last?.error?.contains("File exists") == true, "observed: \(observed.all)")
         do {
             try await plane.apply(TableUpdate(previous: t1, current: t2,
                                               diff: TableDiff(added: [late.name], changed: [web.name])))
@@ -127,6 +130,77 @@ struct NFTablesKernelTests {
         try await plane.apply(TableUpdate(previous: nil, current: t2, diff: nil))
         let out = ns.exec(n, "nft list ruleset").output
         #expect(out.contains("10.96.0.99 . tcp . 80 : goto svc-1"))
+    }
+
+    @Test func largeIncrementalStepGoesThroughOneBatch() async throws {
+        let ns = Namespaces()
+        defer { ns.destroy() }
+        let n = try ns.create("node")
+        let plane = try NFTablesDataPlane(settings: settings, families: [.ipv4], netnsPath: ns.path(n))
+        let node = Fixture.node
+        let t1 = ServiceTable(version: 1, node: node, entries: NFTBenchmark.syntheticEntries(count: 1_500, endpoints: 2))
+        try await plane.apply(TableUpdate(previous: nil, current: t1, diff: nil))
+
+        // Every endpoint moves, 500 services go, and the rest get a third endpoint.
+        let moved = NFTBenchmark.syntheticEntries(count: 1_000, endpoints: 3, endpointShift: 100_000)
+        let t2 = ServiceTable(version: 2, node: node, entries: moved)
+        try await plane.apply(TableUpdate(previous: t1, current: t2, diff: TableDiff.between(t1, t2)))
+        let s = await plane.lastSyncStats
+        #expect(s.kind == .incremental && s.error == nil)
+        #expect(s.elementsAdded > NFTablesDataPlane.largeDelta)
+        #expect(elements(ns, n, "service-ips").count == 1_000)
+        #expect(elements(ns, n, "backends-2").count == 1_000)
+        #expect(elements(ns, n, "cluster-ips").count == 1_000)
+        let c = chains(ns, n)
+        #expect(c.contains("svc-3") && c.contains("pick-2") && !c.contains("svc-2"))
+        let listing = ns.exec(n, "nft list map ip kproxy backends-0").output
+        #expect(listing.contains("10.96.0.1 . tcp . 80 : 10.129.134.160 . 8080"))   // 10.128.0.0 + 100000
+
+        // And back, incrementally: the third pick chain and its map go away.
+        try await plane.apply(TableUpdate(previous: t2, current: t1, diff: TableDiff.between(t2, t1)))
+        #expect(!chains(ns, n).contains("pick-2"))
+        #expect(elements(ns, n, "service-ips").count == 1_500)
+    }
+
+    @Test func twoServicesClaimingOneExternalIPDoNotStopTheSync() async throws {
+        let ns = Namespaces()
+        defer { ns.destroy() }
+        let n = try ns.create("node")
+        let plane = try NFTablesDataPlane(settings: settings, families: [.ipv4], netnsPath: ns.path(n))
+        // The API allows two Services to list the same external IP and port.
+        let a = Fixture.service("a", ip: "10.96.0.11", endpoints: [Fixture.ep("10.244.1.1"), Fixture.ep("10.244.1.2")],
+                                externalIPs: ["192.168.60.1"])
+        let b = Fixture.service("b", ip: "10.96.0.12", endpoints: [Fixture.ep("10.244.2.1")], externalIPs: ["192.168.60.1"])
+        try await plane.apply(TableUpdate(previous: nil, current: Fixture.table([a, b, dns]), diff: nil))
+        let s = await plane.lastSyncStats
+        #expect(s.error == nil && s.replacedBecause == nil)
+        #expect(s.conflicts > 0)
+        #expect(elements(ns, n, "service-ips").filter { $0.contains("192.168.60.1") }.count == 1)
+        #expect(elements(ns, n, "service-ips").count == 4)   // a, b, dns cluster IPs + the external IP once
+
+        // One claimant goes away: whichever was programmed, the other now owns the address.
+        let t1 = Fixture.table([a, b, dns], version: 1)
+        try await plane.apply(TableUpdate(previous: nil, current: t1, diff: nil))
+        let t2 = Fixture.table([a, dns], version: 2)
+        try await plane.apply(TableUpdate(previous: t1, current: t2, diff: TableDiff(removed: [b.name])))
+        let s2 = await plane.lastSyncStats
+        #expect(s2.kind == .full && s2.fullBecause != nil && s2.error == nil)
+        #expect(elements(ns, n, "service-ips").contains { $0.contains("192.168.60.1") && $0.contains("ext-2") })
+    }
+
+    @Test func overlappingRangesLoad() async throws {
+        let ns = Namespaces()
+        defer { ns.destroy() }
+        let n = try ns.create("node")
+        let overlapping = ProxySettings(clusterCIDRs: [CIDR("10.244.0.0/16")!, CIDR("10.244.1.0/24")!],
+                                        nodePortAddresses: [CIDR("192.168.0.0/16")!, CIDR("192.168.50.0/24")!])
+        let plane = try NFTablesDataPlane(settings: overlapping, families: [.ipv4], netnsPath: ns.path(n))
+        let lb = Fixture.service("lb", ip: "10.96.0.40", endpoints: [Fixture.ep("10.244.1.2")], type: .loadBalancer,
+                                 nodePort: 30040, lbIPs: ["192.168.60.40"], sourceRanges: ["10.0.0.0/8", "10.1.0.0/16"])
+        try await plane.apply(TableUpdate(previous: nil, current: Fixture.table([lb]), diff: nil))
+        let s = await plane.lastSyncStats
+        #expect(s.error == nil && s.replacedBecause == nil, "\(s)")
+        #expect(elements(ns, n, "firewall-allow").count == 1)
     }
 
     @Test func restartAdoptsTheRulesetInPlace() async throws {
@@ -154,6 +228,20 @@ struct NFTablesKernelTests {
         #expect(elements(ns, n, "service-ips").count == 1)
     }
 
+    @Test func aTableOfAnotherShapeIsReplacedWhole() async throws {
+        let ns = Namespaces()
+        defer { ns.destroy() }
+        let n = try ns.create("node")
+        // Left by some other version: same table, a map of the same name with another type.
+        ns.exec(n, "nft add table ip kproxy && nft add map ip kproxy service-ips '{ type ipv4_addr : verdict; }' && nft add chain ip kproxy old-chain")
+        let plane = try NFTablesDataPlane(settings: settings, families: [.ipv4], netnsPath: ns.path(n))
+        try await plane.apply(TableUpdate(previous: nil, current: Fixture.table([web]), diff: nil))
+        let s = await plane.lastSyncStats
+        #expect(s.replacedBecause != nil && s.error == nil)
+        #expect(elements(ns, n, "service-ips").count == 1)
+        #expect(!chains(ns, n).contains("old-chain"))
+    }
+
     @Test func cleanupRemovesOnlyKproxysTables() async throws {
         let ns = Namespaces()
         defer { ns.destroy() }
@@ -168,4 +256,12 @@ struct NFTablesKernelTests {
         #expect(!tables.contains("table ip kproxy\n") && !tables.contains("table ip6 kproxy"))
         try await plane.cleanup()   // idempotent
     }
+}
+
+/// Collects what a data plane's observer reports.
+final class ObservedStats: @unchecked Sendable {
+    private let lock = NSLock()
+    private var items: [NFTSyncStats] = []
+    func append(_ s: NFTSyncStats) { lock.withLock { items.append(s) } }
+    var all: [NFTSyncStats] { lock.withLock { items } }
 }

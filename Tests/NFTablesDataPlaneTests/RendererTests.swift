@@ -18,12 +18,12 @@ struct NFTablesRendererTests {
         #expect(elements(c, .backends(2)) == ["10.96.0.10 . tcp . 80 : 10.244.3.4 . 8080"])
         #expect(elements(c, .clusterIPs) == ["10.96.0.10"])
         #expect(c.chains.map(\.name) == ["svc-3"])
-        #expect(c.picks.map(\.name) == ["pick-0", "pick-1", "pick-2"])
+        #expect(c.chains[0].picks.map(\.name) == ["pick-0", "pick-1", "pick-2"])
         #expect(elements(c, .hairpin).isEmpty)   // no endpoint on this node
         #expect(ElementRenderer.contribution(of: e, family: .ipv6).elements.isEmpty)
         let rules = c.chains[0].rules(.ipv4)
         #expect(rules == ["numgen random mod 3 vmap { 0 : goto pick-0, 1 : goto pick-1, 2 : goto pick-2 }"])
-        #expect(c.picks[1].rules(.ipv4) == ["dnat to ip daddr . meta l4proto . th dport map @backends-1"])
+        #expect(c.chains[0].picks[1].rules(.ipv4) == ["dnat to ip daddr . meta l4proto . th dport map @backends-1"])
     }
 
     @Test func noEndpointsRejectsAndLocalPolicyWithoutLocalEndpointsDrops() {
@@ -37,10 +37,19 @@ struct NFTablesRendererTests {
                                      type: .nodePort, nodePort: 30021, externalIPs: ["192.168.60.21"],
                                      externalPolicy: .local)
         let r = ElementRenderer.contribution(of: remote, family: .ipv4)
-        // Internal traffic still reaches the remote endpoint; external traffic is dropped.
-        #expect(elements(r, .serviceIPs) == ["10.96.0.21 . tcp . 80 : goto svc-1"])
+        // Internal traffic still reaches the remote endpoint; external traffic is dropped, except
+        // from pods on this node and the node itself, which short-circuit to every endpoint.
+        #expect(Set(elements(r, .serviceIPs)) == ["10.96.0.21 . tcp . 80 : goto svc-1",
+                                                   "192.168.60.21 . tcp . 80 : goto ext-local-0-cluster-1"])
         #expect(elements(r, .noEndpointNodePorts) == ["tcp . 30021 : drop"])
         #expect(elements(r, .noEndpointServices) == ["192.168.60.21 . tcp . 80 : drop"])
+        #expect(elements(r, .clusterBackends(0)) == ["192.168.60.21 . tcp . 80 : 10.244.2.2 . 8080"])
+        #expect(elements(r, .nodePortClusterBackends(0)) == ["tcp . 30021 : 10.244.2.2 . 8080"])
+        let chain = r.chains.first { $0.role == .nodePortLocal }!
+        #expect(chain.rules(.ipv4) == [
+            "ip saddr @cluster-cidrs goto np-cluster-pick-0",
+            "fib saddr type local meta mark set meta mark | 0x4000 goto np-cluster-pick-0",
+        ])
     }
 
     @Test func externalPolicyPicksChainRoleAndEndpoints() {
@@ -49,8 +58,8 @@ struct NFTablesRendererTests {
                                 type: .loadBalancer, nodePort: 30031, lbIPs: ["192.168.60.31"], externalPolicy: .local)
         let c = ElementRenderer.contribution(of: e, family: .ipv4)
         #expect(Set(elements(c, .serviceIPs)) == ["10.96.0.31 . tcp . 80 : goto svc-2",
-                                                   "192.168.60.31 . tcp . 80 : goto ext-local-1"])
-        #expect(elements(c, .nodePorts) == ["tcp . 30031 : goto np-local-1"])
+                                                   "192.168.60.31 . tcp . 80 : goto ext-local-1-cluster-2"])
+        #expect(elements(c, .nodePorts) == ["tcp . 30031 : goto np-local-1-cluster-2"])
         #expect(elements(c, .nodePortBackends(0)) == ["tcp . 30031 : 10.244.1.2 . 8080"])
         #expect(elements(c, .hairpin) == ["10.244.1.2 . 10.244.1.2"])
 
@@ -60,19 +69,31 @@ struct NFTablesRendererTests {
         #expect(np.rules(.ipv4).first == "meta mark set meta mark | 0x4000")
     }
 
-    @Test func sessionAffinityUsesTheMarkIndexedMap() {
-        let e = Fixture.service("sticky", ip: "10.96.0.50", endpoints: [Fixture.ep("10.244.1.2"), Fixture.ep("10.244.2.2")],
-                                type: .nodePort, nodePort: 30050, affinity: 600)
-        let c = ElementRenderer.contribution(of: e, family: .ipv4)
-        #expect(elements(c, .serviceIPs) == ["10.96.0.50 . tcp . 80 : goto svc-2-affinity-600"])
-        #expect(elements(c, .backendsAffinity) == ["10.96.0.50 . tcp . 80 . 0 : 10.244.1.2 . 8080",
-                                                    "10.96.0.50 . tcp . 80 . 1 : 10.244.2.2 . 8080"])
-        // Node ports under a Cluster policy carry the masquerade bit in the index.
-        #expect(elements(c, .nodePortBackendsAffinity) == ["tcp . 30050 . 16384 : 10.244.1.2 . 8080",
-                                                            "tcp . 30050 . 16385 : 10.244.2.2 . 8080"])
-        #expect(c.picks.isEmpty)
-        let rules = c.chains.first { $0.role == .clusterIP }!.rules(.ipv4)
-        #expect(rules.count == 2 && rules.allSatisfy { $0.contains("timeout 600s") })
+    @Test func sessionAffinityUsesStableSlots() {
+        let a = Fixture.ep("10.244.1.2"), b = Fixture.ep("10.244.2.2"), c = Fixture.ep("10.244.3.2")
+        let e = Fixture.service("sticky", ip: "10.96.0.50", endpoints: [a, b, c], type: .nodePort, nodePort: 30050, affinity: 600)
+        let r = ElementRenderer.contribution(of: e, family: .ipv4)
+        #expect(elements(r, .serviceIPs) == ["10.96.0.50 . tcp . 80 : goto svc-3-affinity-600"])
+        #expect(r.chains.allSatisfy { $0.picks.isEmpty })
+        // position → slot, and slot → endpoint, for the cluster IP and (with the masquerade bit) the node port.
+        let slots = elements(r, .affinitySlots)
+        let backends = elements(r, .backendsAffinity)
+        #expect(slots.count == 3 && backends.count == 3)
+        #expect(slots[0].hasPrefix("10.96.0.50 . tcp . 80 . 0 : "))
+        let slotOfA = UInt32(slots[0].split(separator: " ").last!)!
+        #expect(slotOfA & NFTShape.masqueradeBit == 0)
+        #expect(backends[0] == "10.96.0.50 . tcp . 80 . \(slotOfA) : 10.244.1.2 . 8080")
+        let npSlots = elements(r, .nodePortAffinitySlots).map { UInt32($0.split(separator: " ").last!)! }
+        #expect(npSlots.allSatisfy { $0 & NFTShape.masqueradeBit != 0 })
+
+        // b goes away: a and c keep their slots, so their clients stay with them.
+        var e2 = e
+        e2.endpoints = [a, c]; e2.clusterEndpoints = [a, c]
+        let r2 = ElementRenderer.contribution(of: e2, family: .ipv4)
+        let kept = Set(elements(r2, .backendsAffinity))
+        #expect(kept.isSubset(of: Set(backends)) && kept.count == 2)
+        let rules = r.chains.first { $0.role == .clusterIP }!.rules(.ipv4)
+        #expect(rules.count == 3 && rules[0].contains("timeout 600s") && rules[2].contains("@affinity-slots"))
     }
 
     @Test func dualStackAndSourceRanges() {
@@ -85,6 +106,12 @@ struct NFTablesRendererTests {
         #expect(elements(v6, .firewallAllow) == ["fd00:60::60 . tcp . 80 . fd00:50::/64"])
         #expect(elements(v6, .backends(0)).contains("fd00:96::60 . tcp . 80 : fd00:244::2 . 8080"))
         #expect(v4.elements.allSatisfy { $0.family == .ipv4 } && v6.elements.allSatisfy { $0.family == .ipv6 })
+
+        // Ranges of one family only: the other family's load-balancer IP is unrestricted (kube-proxy).
+        var v4only = e
+        v4only.loadBalancerSourceRanges = [CIDR("192.168.50.0/24")!]
+        #expect(elements(ElementRenderer.contribution(of: v4only, family: .ipv6), .firewallIPs).isEmpty)
+        #expect(elements(ElementRenderer.contribution(of: v4only, family: .ipv4), .firewallIPs) == ["192.168.60.60 . tcp . 80"])
     }
 
     @Test func chainCountDoesNotGrowWithServices() {
@@ -133,8 +160,24 @@ struct NFTablesRendererTests {
         let all = NFTRuleset.render(Fixture.table([]), settings: ProxySettings(masqueradeAll: true), families: [.ipv4])
         #expect(all.contains("ct status dnat ct original ip daddr @cluster-ips masquerade fully-random"))
         let none = NFTRuleset.render(Fixture.table([]), settings: ProxySettings(), families: [.ipv4])
+        #expect(none.contains("add rule ip kproxy filter-forward ct state invalid drop"))
         #expect(!none.contains("@cluster-cidrs masquerade"))
         #expect(none.contains("fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @service-nodeports"))
+    }
+
+    @Test func sourceRangesHoldingTheNodeAllowTheLoadBalancerIPItself() {
+        let e = Fixture.service("lb", ip: "10.96.0.60", endpoints: [Fixture.ep("10.244.1.2")], type: .loadBalancer,
+                                nodePort: 30060, lbIPs: ["192.168.60.60"], sourceRanges: ["192.168.50.0/24"])
+        let withNode = ElementRenderer.contribution(of: e, family: .ipv4, nodeAddresses: [IPAddress("192.168.50.1")!])
+        #expect(Set(elements(withNode, .firewallAllow)) == ["192.168.60.60 . tcp . 80 . 192.168.50.0/24",
+                                                            "192.168.60.60 . tcp . 80 . 192.168.60.60/32"])
+        let elsewhere = ElementRenderer.contribution(of: e, family: .ipv4, nodeAddresses: [IPAddress("10.0.0.1")!])
+        #expect(elements(elsewhere, .firewallAllow) == ["192.168.60.60 . tcp . 80 . 192.168.50.0/24"])
+    }
+
+    @Test func overlappingRangesAreReducedForIntervalSets() {
+        let cidrs = ["10.1.0.0/16", "10.0.0.0/8", "10.0.0.0/8", "192.168.0.0/24", "fd00::/8", "fd00:1::/64"].map { CIDR($0)! }
+        #expect(minimalCover(cidrs).map(\.description) == ["10.0.0.0/8", "192.168.0.0/24", "fd00::/8"])
     }
 
     @Test func chainListingParser() {

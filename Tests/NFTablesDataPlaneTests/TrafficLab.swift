@@ -75,11 +75,16 @@ final class TrafficLab: @unchecked Sendable {
         return r.output.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
-    /// One UDP datagram from a fixed source port; returns the answer or "" on timeout.
+    /// A UDP datagram from a fixed source port (the same flow each time); returns the answer, or
+    /// "" when three tries in a row got none (a busy machine can be slow to fork the answer).
     func udp(_ host: String, _ port: UInt16, sourcePort: UInt16, from: String? = nil) -> String {
         let target = host.contains(":") ? "[\(host)]" : host
-        let r = ns.exec(from ?? client, "echo hi | timeout 3 socat -T1 - UDP:\(target):\(port),sourceport=\(sourcePort),reuseaddr 2>&1")
-        return r.output.trimmingCharacters(in: .whitespacesAndNewlines)
+        for _ in 0..<3 {
+            let r = ns.exec(from ?? client, "echo hi | timeout 4 socat -T3 - UDP:\(target):\(port),sourceport=\(sourcePort),reuseaddr 2>&1")
+            let answer = r.output.trimmingCharacters(in: .whitespacesAndNewlines)
+            if !answer.isEmpty { return answer }
+        }
+        return ""
     }
 
     /// The pods that answered `count` connections (counts by pod name, plus errors under "error").

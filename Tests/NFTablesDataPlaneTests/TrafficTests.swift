@@ -6,7 +6,7 @@ import Testing
 
 /// Real traffic through the ruleset: a client and two pods around a node namespace.
 @Suite("NFTables traffic (scratch namespaces)", .serialized,
-       .enabled(if: isRoot, "needs root (CAP_NET_ADMIN) to create network namespaces"))
+       .enabled(if: canUseNetns, netnsSkipReason))
 struct NFTablesTrafficTests {
     // Both pods run on the node under test.
     let a4 = Fixture.ep("10.244.1.2", local: true), b4 = Fixture.ep("10.244.2.2", local: true)
@@ -94,6 +94,11 @@ extension NFTablesTrafficTests {
         // Local policy with endpoints only elsewhere: external traffic is dropped (times out).
         let none = lab.tcp("192.168.50.1", 30082, timeout: 1)
         #expect(none.contains("timed out") || none.isEmpty || none.contains("Connection timed out"), "np-local-none: \(none)")
+        // Pods on this node and the node itself short-circuit to every endpoint (kube-proxy does).
+        let fromPod = lab.tcp("192.168.50.1", 30082, from: lab.pods["pod-a"])
+        #expect(fromPod == "pod-b 10.244.1.2", "np-local-none from a local pod: \(fromPod)")
+        let fromNode = lab.tcp("192.168.50.1", 30082, from: lab.node)
+        #expect(fromNode.hasPrefix("pod-b"), "np-local-none from the node: \(fromNode)")
         // A node port without endpoints is refused.
         let empty = lab.tcp("192.168.50.1", 30083)
         #expect(empty.contains("refused"), "np-empty: \(empty)")
@@ -152,5 +157,77 @@ extension NFTablesTrafficTests {
         try await plane.apply(TableUpdate(previous: t2, current: t2, diff: nil))
         let still = lab.spread("10.96.0.50", 80, count: 6)
         #expect(still == [pod: 6], "affinity after resync: \(still)")
+
+        // The endpoint the client sticks to goes away: its next connections go to the other one.
+        let other = pod == "pod-a" ? b4 : a4
+        var sticky2 = sticky
+        sticky2.endpoints = [other]; sticky2.clusterEndpoints = [other]
+        let t3 = Fixture.table([sticky2, web2, dns2], version: 3)
+        try await plane.apply(TableUpdate(previous: t2, current: t3, diff: TableDiff(changed: [sticky.name])))
+        let moved2 = lab.spread("10.96.0.50", 80, count: 6)
+        #expect(moved2 == [(pod == "pod-a" ? "pod-b" : "pod-a"): 6], "after its endpoint left: \(moved2)")
+    }
+}
+
+extension NFTablesTrafficTests {
+    @Test func trafficFlowsThroughResyncsAndARestart() async throws {
+        let lab = TrafficLab()
+        defer { lab.tearDown() }
+        try lab.setUp()
+        let settings = ProxySettings(clusterCIDRs: TrafficLab.clusterCIDRs)
+        var plane = try NFTablesDataPlane(settings: settings, netnsPath: lab.nodePath)
+        let entries = [Fixture.service("web", ip: "10.96.100.10", "fd00:96::10", endpoints: [a4, b4, a6, b6],
+                                       type: .nodePort, nodePort: 30080)]
+            + NFTBenchmark.syntheticEntries(count: 2_000, endpoints: 3)
+        let table = Fixture.table(entries)   // synthetic services use 10.96.0.1 – 10.96.7.208
+        try await plane.apply(TableUpdate(previous: nil, current: table, diff: nil))
+
+        // A client connects in a loop while the node resyncs and kproxy "restarts".
+        let client = Task.detached {
+            lab.ns.exec(lab.client, """
+                ok=0; fail=0; for i in $(seq 150); do \
+                  if socat -T1 - TCP:10.96.100.10:80,connect-timeout=1 </dev/null 2>/dev/null | grep -q pod; then ok=$((ok+1)); else fail=$((fail+1)); fi; \
+                done; echo "$ok $fail"
+                """).output
+        }
+        for i in 0..<6 {
+            try await plane.apply(TableUpdate(previous: table, current: table, diff: nil))
+            if i == 3 {
+                plane = try NFTablesDataPlane(settings: settings, netnsPath: lab.nodePath)
+                try await plane.apply(TableUpdate(previous: nil, current: table, diff: nil))
+                let s = await plane.lastSyncStats
+                #expect(s.replacedBecause == nil)
+            }
+        }
+        let counts = await client.value.split(separator: " ").compactMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        #expect(counts.count == 2 && counts[1] == 0, "ok/fail: \(counts)")
+
+        // IPv6 node port, Cluster policy.
+        let v6 = lab.tcp("fd00:50::1", 30080)
+        #expect(v6.hasPrefix("pod-"), "IPv6 node port: \(v6)")
+    }
+}
+
+extension NFTablesTrafficTests {
+    @Test func nodePortAddressesAndMasqueradeAll() async throws {
+        let lab = TrafficLab()
+        defer { lab.tearDown() }
+        try lab.setUp()
+        let settings = ProxySettings(clusterCIDRs: TrafficLab.clusterCIDRs, masqueradeAll: true,
+                                     nodePortAddresses: [CIDR("192.168.50.0/24")!])
+        let plane = try NFTablesDataPlane(settings: settings, netnsPath: lab.nodePath)
+        let table = Fixture.table([
+            Fixture.service("web", ip: "10.96.0.10", endpoints: [b4], type: .nodePort, nodePort: 30080),
+        ])
+        try await plane.apply(TableUpdate(previous: nil, current: table, diff: nil))
+
+        // The node port answers on the node's address inside --nodeport-addresses only.
+        let inside = lab.tcp("192.168.50.1", 30080)
+        #expect(inside.hasPrefix("pod-b"), "node port in range: \(inside)")
+        let outside = lab.tcp("10.244.1.1", 30080, from: lab.pods["pod-a"])
+        #expect(!outside.hasPrefix("pod-"), "node port out of range: \(outside)")
+        // --masquerade-all: even a pod's traffic to a cluster IP is masqueraded.
+        let fromPod = lab.tcp("10.96.0.10", 80, from: lab.pods["pod-a"])
+        #expect(fromPod == "pod-b 10.244.2.1", "masquerade-all: \(fromPod)")
     }
 }

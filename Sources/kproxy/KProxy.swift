@@ -15,6 +15,7 @@ struct KProxy: AsyncParsableCommand {
             RunCommand.self,
             RulesCommand.self,
             CleanupCommand.self,
+            BenchCommand.self,
         ]
     )
 }

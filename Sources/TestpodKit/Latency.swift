@@ -18,9 +18,12 @@ public struct LatencyReport: Sendable, Codable, Hashable {
     public var p90: Double
     public var p99: Double
     public var mean: Double
+    /// Every answered connection's time in microseconds, in order (only when asked for).
+    public var samples: [Double]?
 
     /// Builds the report from samples in microseconds (nearest-rank percentiles).
-    public init(target: String, samples: [Double], failed: Int) {
+    public init(target: String, samples: [Double], failed: Int, keepSamples: Bool = false) {
+        self.samples = keepSamples ? samples : nil
         self.target = target
         self.count = samples.count + failed
         self.failed = failed
@@ -36,7 +39,7 @@ public struct LatencyReport: Sendable, Codable, Hashable {
 extension Probe {
     /// `count` sequential TCP connections; each is timed from `connect` to the first byte of the
     /// answer (the rest of the line is read too, so that a wrong answer counts as a failure).
-    public func latency(count: Int, shouldStop: @Sendable () -> Bool = { false }) -> LatencyReport {
+    public func latency(count: Int, keepSamples: Bool = false, shouldStop: @Sendable () -> Bool = { false }) -> LatencyReport {
         var samples: [Double] = []
         samples.reserveCapacity(count)
         var failed = 0
@@ -57,7 +60,7 @@ extension Probe {
                 close(fd)
             }
         }
-        return LatencyReport(target: target.description, samples: samples, failed: failed)
+        return LatencyReport(target: target.description, samples: samples, failed: failed, keepSamples: keepSamples)
     }
 
     static func nowMicroseconds() -> Double {

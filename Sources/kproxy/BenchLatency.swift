@@ -22,6 +22,9 @@ struct BenchLatencyCommand: AsyncParsableCommand {
     @Option(help: "Connections per run.")
     var count = 2000
 
+    @Option(help: "Blocks per path the connections are split into, alternating the paths.")
+    var rounds = 4
+
     @OptionGroup var out: BenchOutputOptions
 
     struct Row: Codable {
@@ -44,13 +47,23 @@ struct BenchLatencyCommand: AsyncParsableCommand {
                 let client = cluster.client().namespace
                 let vip = BenchManifests.clusterIP(last)
                 try cluster.waitForQuery(from: client, vip, 80, count: 4) { $0.answered == 4 }
-                // Warm both paths once, then measure each after a conntrack flush.
-                _ = try cluster.latency(from: client, pod.ipv4!, 8080, count: 50)
+                // Warm both paths, then alternate blocks (direct, ClusterIP, ClusterIP, direct, …) so that
+                // drift on the shared machine hits both alike; conntrack is flushed before each block.
+                _ = try cluster.latency(from: client, pod.ipv4!, 8080, count: 100)
+                _ = try cluster.latency(from: client, vip, 80, count: 100)
+                var samples: [Bool: [Double]] = [true: [], false: []]
+                var failed: [Bool: Int] = [true: 0, false: 0]
+                for block in 0..<(2 * rounds) {
+                    let direct = (block % 4 == 0 || block % 4 == 3)
+                    try cluster.flushConntrack()
+                    let r = direct ? try cluster.latency(from: client, pod.ipv4!, 8080, count: count / rounds, samples: true)
+                        : try cluster.latency(from: client, vip, 80, count: count / rounds, samples: true)
+                    samples[direct]! += r.samples ?? []
+                    failed[direct]! += r.failed
+                }
                 try cluster.flushConntrack()
-                let direct = try cluster.latency(from: client, pod.ipv4!, 8080, count: count)
-                try cluster.flushConntrack()
-                let viaService = try cluster.latency(from: client, vip, 80, count: count)
-                try cluster.flushConntrack()
+                let direct = LatencyReport(target: "\(pod.ipv4!):8080", samples: samples[true]!, failed: failed[true]!)
+                let viaService = LatencyReport(target: "\(vip):80", samples: samples[false]!, failed: failed[false]!)
                 return Row(services: n, direct: direct, clusterIP: viaService)
             })
         }
@@ -63,7 +76,7 @@ struct BenchLatencyCommand: AsyncParsableCommand {
             }
         }
         try out.emit(rows, table: table, notes: [
-            "\(count) sequential new TCP connections per row, client namespace → node → pod; conntrack flushed before each row",
+            "\(count) sequential new TCP connections per row, client namespace → node → pod, in \(rounds) blocks per path alternating direct/ClusterIP (ABBA); conntrack flushed before each block",
             "target: ClusterIP within 5% of direct at 20k services",
         ])
     }

@@ -79,7 +79,7 @@ enum Bench {
 
     static func ms(_ s: Double) -> String { String(format: "%.1f ms", s * 1000) }
     static func secs(_ s: Double) -> String { s < 1 ? String(format: "%.3f s", s) : String(format: "%.2f s", s) }
-    static func ratio(_ a: Double, _ b: Double) -> String { b > 0 ? String(format: "%.2f×", a / b) : "–" }
+    static func ratio(_ a: Double, _ b: Double) -> String { b > 0 ? String(format: a / b < 0.1 ? "%.3f×" : "%.2f×", a / b) : "–" }
     static func mib(_ kib: Int) -> String { String(format: "%.1f MiB", Double(kib) / 1024) }
 
     static func median(_ v: [Double]) -> Double { v.isEmpty ? 0 : v.sorted()[v.count / 2] }

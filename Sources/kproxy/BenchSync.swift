@@ -36,6 +36,9 @@ struct BenchSyncCommand: AsyncParsableCommand {
         var resyncSeconds: Double
         var oneServiceUpdateSeconds: Double
         var transactionBytes: Int
+        /// Of the full sync: building the transaction text, and libnftables + kernel.
+        var renderSeconds: Double
+        var kernelSeconds: Double
         /// `nft -f` with the kube-proxy shape (nil above --baseline-max).
         var baselineFullSeconds: Double?
         var baselineUpdateSeconds: Double?
@@ -48,16 +51,18 @@ struct BenchSyncCommand: AsyncParsableCommand {
         for n in sizes {
             let r = try await NFTBenchmark.run(sizes: [n], endpoints: endpoints)[0]
             var row = Row(services: n, endpoints: endpoints, fullSyncSeconds: r.fullSyncSeconds, resyncSeconds: r.resyncSeconds,
-                          oneServiceUpdateSeconds: r.oneServiceUpdateSeconds, transactionBytes: r.fullSync.bytes)
+                          oneServiceUpdateSeconds: r.oneServiceUpdateSeconds, transactionBytes: r.fullSync.bytes,
+                          renderSeconds: r.fullSync.renderSeconds, kernelSeconds: r.fullSync.kernelSeconds)
             if n <= baselineMax {
                 (row.baselineFullSeconds, row.baselineUpdateSeconds) = try KubeProxyShapeBaseline.measure(services: n, endpoints: endpoints)
             }
             rows.append(row)
         }
-        var table = BenchTable(headers: ["services × endpoints", "full sync", "resync", "one-service update",
+        var table = BenchTable(headers: ["services × endpoints", "full sync", "(render + nft/kernel)", "resync", "one-service update",
                                          "baseline nft -f full", "baseline update", "full: kproxy/baseline", "update: kproxy/baseline"])
         for r in rows {
-            table.rows.append(["\(r.services) × \(r.endpoints)", Bench.secs(r.fullSyncSeconds), Bench.secs(r.resyncSeconds),
+            table.rows.append(["\(r.services) × \(r.endpoints)", Bench.secs(r.fullSyncSeconds),
+                               "\(Bench.secs(r.renderSeconds)) + \(Bench.secs(r.kernelSeconds))", Bench.secs(r.resyncSeconds),
                                Bench.ms(r.oneServiceUpdateSeconds),
                                r.baselineFullSeconds.map(Bench.secs) ?? "not run", r.baselineUpdateSeconds.map(Bench.ms) ?? "not run",
                                r.baselineFullSeconds.map { Bench.ratio(r.fullSyncSeconds, $0) } ?? "–",

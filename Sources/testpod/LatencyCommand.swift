@@ -20,6 +20,9 @@ struct LatencyCommand: ParsableCommand {
     @Option(name: .long, help: "How many connections.")
     var count = 1000
 
+    @Flag(help: "Also print every connection's time (`samples`), e.g. to merge several runs.")
+    var samples = false
+
     func validate() throws {
         if count < 1 { throw ValidationError("--count must be at least 1") }
         if target.proto != .tcp { throw ValidationError("latency measures TCP connections only") }
@@ -29,6 +32,6 @@ struct LatencyCommand: ParsableCommand {
         signal(SIGPIPE, SIG_IGN)
         stopOnSIGTERM()
         let probe = Probe(target: target.address, proto: .tcp, source: target.sourceAddress, timeoutMs: target.timeoutMs)
-        try printJSON(probe.latency(count: count, shouldStop: { isStopRequested() }))
+        try printJSON(probe.latency(count: count, keepSamples: samples, shouldStop: { isStopRequested() }))
     }
 }

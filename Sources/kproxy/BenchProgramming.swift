@@ -81,10 +81,13 @@ struct BenchProgrammingCommand: AsyncParsableCommand {
     private func measure(_ cluster: Cluster, services n: Int, script: String) throws -> Row {
         let node = cluster.node
         let dir = "\(cluster.workDir)/apiserver"
-        let started = try cluster.exec(in: node, [script, "start", dir], timeout: 900)
-        defer { _ = try? cluster.exec(in: node, [script, "stop", dir], check: false, timeout: 60) }
-        guard let kubeconfig = started.stdout.split(separator: "\n").last(where: { $0.hasPrefix("KUBECONFIG=") })?
-            .dropFirst("KUBECONFIG=".count).description else { throw HarnessError("no KUBECONFIG from \(script):\n\(started)") }
+        let log = "\(cluster.workDir)/apiserver-start.log"
+        let status = try Bench.spawnAndWait(["ip", "netns", "exec", node.name, script, "start", dir], log: log,
+                                            environment: ["KPROXY_OWNER_PID": "\(getpid())"])
+        defer { _ = try? Bench.spawnAndWait(["ip", "netns", "exec", node.name, script, "stop", dir], log: "/dev/null") }
+        let started = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        guard status == 0, let kubeconfig = started.split(separator: "\n").last(where: { $0.hasPrefix("KUBECONFIG=") })?
+            .dropFirst("KUBECONFIG=".count).description else { throw HarnessError("\(script) start failed (\(status)):\n\(started)") }
         let server = try String(contentsOfFile: kubeconfig, encoding: .utf8).split(separator: "\n")
             .first { $0.contains("server:") }!.split(separator: " ").last!.description
         let token = try String(contentsOfFile: "\(dir)/token", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)

@@ -30,6 +30,9 @@ struct BenchProgrammingCommand: AsyncParsableCommand {
     @Option(help: "Updates per second.")
     var rate = 10.0
 
+    @Option(name: .customLong("min-sync-period"), help: "Passed to the agent (its default: 1s).")
+    var minSyncPeriod: String?
+
     @Option(name: .customLong("apiserver-script"), help: "scripts/kube-apiserver.sh of this repository.")
     var apiserverScript = "scripts/kube-apiserver.sh"
 
@@ -73,7 +76,8 @@ struct BenchProgrammingCommand: AsyncParsableCommand {
         }
         try out.emit(rows, table: table, notes: [
             "latency = EndpointSlice PATCH sent (the trigger-time annotation) → element seen by `nft monitor` in the node",
-            "agent defaults: --min-sync-period 1s (changes within it are coalesced), so ~0.5 s of each figure is the coalescing wait",
+            minSyncPeriod.map { "agent run with --min-sync-period \($0)" }
+                ?? "agent defaults: --min-sync-period 1s (changes within it are coalesced), so ~0.5 s of each figure is the coalescing wait",
             "\(churn) updates at \(rate)/s; kube-apiserver, etcd, kubectl and the agent share the machine's 2 cores",
         ])
     }
@@ -110,7 +114,8 @@ struct BenchProgrammingCommand: AsyncParsableCommand {
         }
 
         let agent = try cluster.runKproxy(["run", "--mode", "nftables", "--kubeconfig", kubeconfig,
-                                           "--hostname-override", cluster.options.nodeName])
+                                           "--hostname-override", cluster.options.nodeName]
+                                          + (minSyncPeriod.map { ["--min-sync-period", $0] } ?? []))
         let synced = try Bench.waitForAgent(cluster, agent: agent, servicePorts: n, timeout: 1200)
         let before = try metricHistogram(cluster)
 

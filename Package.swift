@@ -73,6 +73,8 @@ let package = Package(
         // The command line: `kproxy table`, …
         .executableTarget(name: "kproxy", dependencies: [
             "Agent", "Controller", "ObjectSources", "ServiceTable", "KubeObjects", "NetworkTypes", "NFTablesDataPlane",
+            // `kproxy bench` builds its clusters with the harness and times connections with testpod.
+            "NetnsHarness", "TestpodKit",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -119,6 +121,8 @@ let package = Package(
             .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
         ]),
+        // `kproxy bench` itself runs (tiny sizes, no timing assertions); depends on kproxy so it is built.
+        .testTarget(name: "BenchTests", dependencies: ["kproxy", "NetnsHarness", "TestpodKit"]),
         .testTarget(name: "AgentTests", dependencies: ["Agent", "Controller", "ServiceTable", "ObjectSources", "Yams"]),
     ]
 )

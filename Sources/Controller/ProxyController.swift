@@ -73,7 +73,16 @@ public actor ProxyController {
     static func triggerTime(_ event: ObjectEvent) -> Date? {
         guard case .upsert(.endpointSlice(let slice)) = event,
               let text = slice.metadata.annotations?["endpoints.kubernetes.io/last-change-trigger-time"] else { return nil }
-        return ISO8601DateFormatter().date(from: text)
+        return parseTime(text)
+    }
+
+    /// RFC 3339 with or without fractional seconds (the EndpointSlice controller writes whole
+    /// seconds; finer stamps give finer latencies, e.g. in `kproxy bench programming`).
+    static func parseTime(_ text: String) -> Date? {
+        let formatter = ISO8601DateFormatter()
+        if let d = formatter.date(from: text) { return d }
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter.date(from: text)
     }
 
     private func build() {

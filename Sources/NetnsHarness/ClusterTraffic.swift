@@ -225,3 +225,19 @@ public struct QueryHandle: Sendable {
         }
     }
 }
+
+extension Cluster {
+    /// Times `count` sequential new TCP connections from `ns` to `address:port` with `testpod latency`
+    /// (connect → first answer byte) and returns the percentiles.
+    public func latency(from ns: Namespace, _ address: String, _ port: UInt16, count: Int,
+                        timeoutMs: Int = 1000, samples: Bool = false) throws -> LatencyReport {
+        let args = [testpodPath, "latency", "--count", "\(count)", "--timeout-ms", "\(timeoutMs)"]
+            + (samples ? ["--samples"] : []) + [Self.target(address, port)]
+        let r = try exec(in: ns, args, timeout: Double(count * timeoutMs) / 1000 + 30)
+        do {
+            return try JSONDecoder().decode(LatencyReport.self, from: Data(r.stdout.utf8))
+        } catch {
+            throw HarnessError("cannot read testpod latency's report (\(error)):\n\(r)")
+        }
+    }
+}

@@ -16,6 +16,7 @@ struct KProxy: AsyncParsableCommand {
             StatusCommand.self,
             RulesCommand.self,
             CleanupCommand.self,
+            BenchCommand.self,
         ]
     )
 }

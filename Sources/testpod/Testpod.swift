@@ -17,7 +17,7 @@ struct Testpod: ParsableCommand {
             `serve` answers every connection or datagram with `NAME CLIENT-ADDR:PORT`; `query` and \
             `stream` connect to an address and report, as JSON, who answered and how attempts failed.
             """,
-        subcommands: [ServeCommand.self, QueryCommand.self, StreamCommand.self, HTTPCommand.self])
+        subcommands: [ServeCommand.self, QueryCommand.self, StreamCommand.self, HTTPCommand.self, LatencyCommand.self])
 }
 
 /// Options shared by `query` and `stream`.

@@ -86,9 +86,9 @@ struct BenchProgrammingCommand: AsyncParsableCommand {
         let node = cluster.node
         let dir = "\(cluster.workDir)/apiserver"
         let log = "\(cluster.workDir)/apiserver-start.log"
-        let status = try Bench.spawnAndWait(["ip", "netns", "exec", node.name, script, "start", dir], log: log,
+        let status = try Shell.spawnAndWait(["ip", "netns", "exec", node.name, script, "start", dir], log: log,
                                             environment: ["KPROXY_OWNER_PID": "\(getpid())"])
-        defer { _ = try? Bench.spawnAndWait(["ip", "netns", "exec", node.name, script, "stop", dir], log: "/dev/null") }
+        defer { _ = try? Shell.spawnAndWait(["ip", "netns", "exec", node.name, script, "stop", dir], log: "/dev/null") }
         let started = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
         guard status == 0, let kubeconfig = started.split(separator: "\n").last(where: { $0.hasPrefix("KUBECONFIG=") })?
             .dropFirst("KUBECONFIG=".count).description else { throw HarnessError("\(script) start failed (\(status)):\n\(started)") }

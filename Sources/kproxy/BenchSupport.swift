@@ -58,28 +58,6 @@ struct BenchTable {
 }
 
 enum Bench {
-    /// Runs a command to completion with posix_spawn, output to `log`. For commands that leave
-    /// daemons behind (`kube-apiserver.sh start`): Foundation's Process waits until every process
-    /// holding its inherited descriptor has exited, i.e. forever.
-    static func spawnAndWait(_ argv: [String], log: String, environment: [String: String] = [:]) throws -> Int32 {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        let env = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        let cArgs = argv.map { strdup($0) } + [nil]
-        let cEnv = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { (cArgs + cEnv).forEach { free($0) } }
-        var pid: pid_t = 0
-        let rc = posix_spawnp(&pid, argv[0], &actions, nil, cArgs, cEnv)
-        guard rc == 0 else { throw HarnessError("cannot run \(argv[0]): errno \(rc)") }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        return (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-    }
-
     /// `1000,10000` → [1000, 10000].
     static func sizes(_ text: String) throws -> [Int] {
         let v = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces).replacingOccurrences(of: "_", with: "")) }

@@ -10,8 +10,9 @@ public struct TableBuilder: Sendable {
     public let nodeName: String
     public private(set) var table: ServiceTable
 
-    private var services: [NamespacedName: Service] = [:]
-    private var slices: [NamespacedName: EndpointSlice] = [:]
+    /// Kept as the shared `KubeObject` the source decoded (one pointer per entry, no copy).
+    private var services: [NamespacedName: KubeObject] = [:]
+    private var slices: [NamespacedName: KubeObject] = [:]
     private var slicesByService: [NamespacedName: Set<NamespacedName>] = [:]
     private var node: Node?
     private var portsByService: [NamespacedName: [ServicePortName]] = [:]
@@ -36,11 +37,11 @@ public struct TableBuilder: Sendable {
             guard problems.isEmpty else { return problems }
             switch object {
             case .service(let svc):
-                services[svc.id] = svc
+                services[svc.id] = object
                 dirty.insert(svc.id)
             case .endpointSlice(let slice):
                 removeSlice(slice.id)
-                slices[slice.id] = slice
+                slices[slice.id] = object
                 if let owner = slice.serviceID {
                     slicesByService[owner, default: []].insert(slice.id)
                     dirty.insert(owner)
@@ -71,7 +72,7 @@ public struct TableBuilder: Sendable {
     }
 
     private mutating func removeSlice(_ id: NamespacedName) {
-        guard let old = slices.removeValue(forKey: id), let owner = old.serviceID else { return }
+        guard case .endpointSlice(let old)? = slices.removeValue(forKey: id), let owner = old.serviceID else { return }
         slicesByService[owner]?.remove(id)
         if slicesByService[owner]?.isEmpty == true { slicesByService[owner] = nil }
         dirty.insert(owner)
@@ -133,7 +134,7 @@ public struct TableBuilder: Sendable {
 
     /// The table entries of one service: one per port, with its endpoints selected for this node.
     func makeEntries(for id: NamespacedName, zone: String?) -> [ServicePortEntry] {
-        guard let svc = services[id], !Self.shouldSkip(svc) else { return [] }
+        guard case .service(let svc)? = services[id], !Self.shouldSkip(svc) else { return [] }
         let spec = svc.spec
         let clusterIPs = spec.allClusterIPs.compactMap { IPAddress($0) }
         let families = Set(clusterIPs.map(\.family))
@@ -156,7 +157,10 @@ public struct TableBuilder: Sendable {
         let affinity: Int? = spec.sessionAffinity == .clientIP
             ? (spec.sessionAffinityConfig?.clientIP?.timeoutSeconds ?? ClientIPConfig.defaultTimeoutSeconds)
             : nil
-        let sliceList = (slicesByService[id] ?? []).compactMap { slices[$0] }.sorted { $0.metadata.name < $1.metadata.name }
+        let sliceList = (slicesByService[id] ?? []).compactMap { id -> EndpointSlice? in
+            if case .endpointSlice(let slice)? = slices[id] { return slice }
+            return nil
+        }.sorted { $0.metadata.name < $1.metadata.name }
 
         return (spec.ports ?? []).map { sp in
             let name = ServicePortName(namespace: id.namespace, name: id.name, port: sp.name ?? "",

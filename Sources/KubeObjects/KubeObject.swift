@@ -1,5 +1,7 @@
-/// One object of a kind kproxy reads.
-public enum KubeObject: Sendable, Hashable {
+/// One object of a kind kproxy reads. `indirect`: the object lives once on the heap and every
+/// holder (the source's files and merged view, the controller) shares it through one pointer,
+/// instead of each dictionary slot carrying a few hundred bytes of inline struct.
+public indirect enum KubeObject: Sendable, Hashable {
     case service(Service)
     case endpointSlice(EndpointSlice)
     case node(Node)

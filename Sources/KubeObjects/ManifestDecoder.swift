@@ -108,17 +108,19 @@ public enum ManifestDecoder {
             return
         }
         let line = node.mark?.line ?? 1
-        let kind = node["kind"]?.string ?? defaultKind
+        let value = YAMLValue(node)
+        let kind = value["kind"]?.string ?? defaultKind
         guard let kind, !kind.isEmpty else {
-            result.rejected.append((nil, ManifestProblem(file: file, line: line, object: describe(node, kind: nil),
+            result.rejected.append((nil, ManifestProblem(file: file, line: line, object: describe(value, kind: nil),
                                                          field: "kind", message: "missing")))
             return
         }
         if kind == "List" || kind.hasSuffix("List") {
             let itemKind = kind == "List" ? nil : String(kind.dropLast(4))
-            let itemAPIVersion = kind == "List" ? nil : node["apiVersion"]?.string
-            guard case .sequence(let items)? = node["items"] else {
-                if node["items"] == nil || node["items"]?.null != nil { return }
+            let itemAPIVersion = kind == "List" ? nil : value["apiVersion"]?.string
+            guard case .mapping(let pairs) = node,
+                  case .sequence(let items)? = pairs.first(where: { $0.key.string == "items" })?.value else {
+                if value["items"] == nil || value["items"]?.isNull == true { return }
                 result.rejected.append((nil, ManifestProblem(file: file, line: line, field: "items",
                                                              message: "a \(kind) needs a list of items")))
                 return
@@ -134,20 +136,20 @@ public enum ManifestDecoder {
         }
         // Another API group's kind of the same name (Knative's serving.knative.dev/v1 Service) is
         // not ours: skip it rather than reject it. No apiVersion at all (hand-written) is ours.
-        if let apiVersion = node["apiVersion"]?.string ?? defaultAPIVersion, !apiVersion.isEmpty,
+        if let apiVersion = value["apiVersion"]?.string ?? defaultAPIVersion, !apiVersion.isEmpty,
            !objectKind.apiVersions.contains(apiVersion) {
             result.ignoredKinds.append("\(kind) (\(apiVersion))")
             return
         }
-        let name = describe(node, kind: objectKind.rawValue)
-        let id = identity(node, kind: objectKind)
+        let name = describe(value, kind: objectKind.rawValue)
+        let id = identity(value, kind: objectKind)
         do {
             let object: KubeObject
-            let decoder = YAMLDecoder()
+            let decoder = YAMLValueDecoder()
             switch objectKind {
-            case .service: object = .service(try decoder.decode(Service.self, from: node))
-            case .endpointSlice: object = .endpointSlice(try decoder.decode(EndpointSlice.self, from: node))
-            case .node: object = .node(try decoder.decode(Node.self, from: node))
+            case .service: object = .service(try decoder.decode(Service.self, from: value))
+            case .endpointSlice: object = .endpointSlice(try decoder.decode(EndpointSlice.self, from: value))
+            case .node: object = .node(try decoder.decode(Node.self, from: value))
             }
             let errors = object.validate()
             if errors.isEmpty {
@@ -170,13 +172,13 @@ public enum ManifestDecoder {
         }
     }
 
-    private static func identity(_ node: Yams.Node, kind: ObjectKind) -> ObjectID? {
+    private static func identity(_ node: YAMLValue, kind: ObjectKind) -> ObjectID? {
         guard let name = node["metadata"]?["name"]?.string, !name.isEmpty else { return nil }
         let ns = kind == .node ? "" : (node["metadata"]?["namespace"]?.string ?? "default")
         return ObjectID(kind: kind, name: NamespacedName(namespace: ns, name: name))
     }
 
-    private static func describe(_ node: Yams.Node, kind: String?) -> String? {
+    private static func describe(_ node: YAMLValue, kind: String?) -> String? {
         let name = node["metadata"]?["name"]?.string
         let ns = node["metadata"]?["namespace"]?.string
         switch (kind, name) {

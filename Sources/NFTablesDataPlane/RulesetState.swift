@@ -7,7 +7,8 @@ import ServiceTable
 /// dispatch chain rather than per destination. Every other element's key belongs to one service port,
 /// so its changes follow from that port's old and new entries alone and need no memory.
 struct RulesetState: Sendable {
-    private(set) var shared = Counted<NFTElement>()
+    /// Kept as compact keys (one address each): at 50k services this is one entry per cluster IP.
+    private(set) var shared = SharedCounts()
     private(set) var chains = Counted<DispatchChain>()
     private(set) var picks = Counted<PickChain>()
     /// Keys several service ports claimed at the last full sync (only one was programmed): an
@@ -115,6 +116,48 @@ struct Counted<Item: Hashable & Sendable>: Sendable {
             if change.added.remove(item) == nil { change.removed.insert(item) }
         } else {
             counts[item] = n - 1
+        }
+    }
+}
+
+/// Reference counts of the shared elements — a cluster IP (`clusterIPs`) or a hairpin pair
+/// (`ip . ip`, `hairpin`) — keyed by the one address they hold rather than by the element, so the
+/// count costs a few dozen bytes per cluster IP instead of an element with its key array.
+struct SharedCounts: Sendable {
+    struct Key: Hashable, Sendable {
+        var hairpin: Bool
+        var address: IPAddress
+    }
+    private(set) var counts: [Key: Int] = [:]
+    var count: Int { counts.count }
+
+    private static func key(_ e: NFTElement) -> Key? {
+        switch (e.collection, e.key.first) {
+        case (.clusterIPs, .address(let ip)?) where e.key.count == 1: return Key(hairpin: false, address: ip)
+        case (.hairpin, .address(let ip)?) where e.key.count == 2 && e.key[1] == .address(ip):
+            return Key(hairpin: true, address: ip)
+        default: return nil
+        }
+    }
+
+    /// Returns whether the element is new (and so has to be added to the kernel).
+    @discardableResult
+    mutating func insert(_ e: NFTElement, into change: inout Counted<NFTElement>.Change) -> Bool {
+        guard let k = Self.key(e) else { preconditionFailure("not a shared element: \(e.text)") }
+        let n = counts[k, default: 0]
+        counts[k] = n + 1
+        guard n == 0 else { return false }
+        if change.removed.remove(e) == nil { change.added.insert(e) }
+        return true
+    }
+
+    mutating func remove(_ e: NFTElement, into change: inout Counted<NFTElement>.Change) {
+        guard let k = Self.key(e), let n = counts[k] else { return }
+        if n <= 1 {
+            counts[k] = nil
+            if change.added.remove(e) == nil { change.removed.insert(e) }
+        } else {
+            counts[k] = n - 1
         }
     }
 }

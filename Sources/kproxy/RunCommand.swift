@@ -140,6 +140,7 @@ struct RunCommand: AsyncParsableCommand {
     func validate() throws { _ = try settings() }
 
     func run() async throws {
+        ProcessMemory.limitArenas()
         let s = try settings()
         s.logFormat.bootstrap(level: s.verbosity >= 4 ? .trace : s.verbosity >= 2 ? .debug : .info)
         let logger = Logger(label: "kproxy.agent")

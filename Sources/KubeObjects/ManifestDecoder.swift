@@ -62,7 +62,10 @@ public enum ManifestDecoder {
         // (Windows editors write one): it would become part of the first key.
         let text = text.first == "\u{FEFF}" ? String(text.dropFirst()) : text
         do {
-            let parser = try Parser(yaml: text)
+            // No resolver rules: the parser resolves every mapping key's tag to look for duplicates, and
+            // with the default rules that is a regular-expression match per key. Scalars are typed
+            // later, by `YAMLValueDecoder`, from their text and quoting.
+            let parser = try Parser(yaml: text, resolver: .basic)
             while let root = try parser.nextRoot() {
                 decodeDocument(root, defaultKind: nil, defaultAPIVersion: nil, file: file, into: &result)
             }

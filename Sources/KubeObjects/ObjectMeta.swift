@@ -8,6 +8,28 @@ public struct ObjectMeta: Codable, Sendable, Hashable {
     public var uid: String?
     public var deletionTimestamp: String?
 
+    private enum CodingKeys: String, CodingKey {
+        case name, namespace, labels, annotations, resourceVersion, uid, deletionTimestamp
+    }
+
+    /// Annotations are kept only when kproxy reads them (`endpoints.kubernetes.io/…`,
+    /// `service.kubernetes.io/…`): others, such as kubectl's last-applied-configuration copy of
+    /// the whole object, would cost memory for every object on a big cluster and change nothing.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        name = try c.decode(String.self, forKey: .name)
+        namespace = try c.decodeIfPresent(String.self, forKey: .namespace)
+        labels = try c.decodeIfPresent([String: String].self, forKey: .labels)
+        let all = try c.decodeIfPresent([String: String].self, forKey: .annotations)
+        let kept = all?.filter { (key: String, _) in Self.keptAnnotationPrefixes.contains { key.hasPrefix($0) } }
+        annotations = kept?.isEmpty == false ? kept : nil
+        resourceVersion = try c.decodeIfPresent(String.self, forKey: .resourceVersion)
+        uid = try c.decodeIfPresent(String.self, forKey: .uid)
+        deletionTimestamp = try c.decodeIfPresent(String.self, forKey: .deletionTimestamp)
+    }
+
+    public static let keptAnnotationPrefixes = ["endpoints.kubernetes.io/", "service.kubernetes.io/"]
+
     public init(name: String, namespace: String? = nil, labels: [String: String]? = nil,
                 annotations: [String: String]? = nil, resourceVersion: String? = nil) {
         self.name = name

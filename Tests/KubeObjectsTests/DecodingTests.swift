@@ -153,7 +153,8 @@ struct DecodingTests {
         #expect(contents.ignoredKinds == ["Namespace", "Deployment"])
         let svc = try #require(contents.services.first)
         #expect(svc.spec.ports?.first?.appProtocol == "http")
-        #expect(svc.metadata.annotations == ["example.com/owner": "team-observability"])
+        // Only the annotations kproxy reads are kept (not kubectl's copy of the whole object).
+        #expect(svc.metadata.annotations == ["service.kubernetes.io/topology-mode": "Auto"])
         let slice = try #require(contents.slices.first)
         #expect(slice.ports?.first?.name == nil)
         #expect(slice.endpoints?.first?.addresses == ["10.244.2.50"])

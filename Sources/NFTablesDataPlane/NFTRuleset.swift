@@ -121,6 +121,14 @@ public enum NFTRuleset {
     /// their maps, new dispatch chains, and interval-set element changes.
     static func incrementalChains(_ delta: RulesetState.Delta) -> String {
         var w = TransactionWriter()
+        addNewChains(delta, to: &w)
+        w.elements("delete", delta.elements.removed.filter(\.collection.isInterval))
+        w.elements("add", delta.elements.added.filter(\.collection.isInterval))
+        return w.text
+    }
+
+    /// New pick chains (with their maps) first, then the dispatch chains that jump to them.
+    private static func addNewChains(_ delta: RulesetState.Delta, to w: inout TransactionWriter) {
         for p in delta.picks.added.sorted() {
             let f = NFTFamily(p.family)
             w.line(p.map.declaration(f))
@@ -130,9 +138,6 @@ public enum NFTRuleset {
             let f = NFTFamily(ch.family)
             w.chain(f, name: ch.name, hook: nil, rules: ch.rules(f), flush: false)
         }
-        w.elements("delete", delta.elements.removed.filter(\.collection.isInterval))
-        w.elements("add", delta.elements.added.filter(\.collection.isInterval))
-        return w.text
     }
 
     /// The libnftables part of a large incremental step after the batch: chains and pick maps
@@ -195,15 +200,7 @@ public enum NFTRuleset {
     /// element removals, element additions, then chains and maps nobody uses any more.
     static func incremental(_ delta: RulesetState.Delta) -> String {
         var w = TransactionWriter()
-        for p in delta.picks.added.sorted() {
-            let f = NFTFamily(p.family)
-            w.line(p.map.declaration(f))
-            w.chain(f, name: p.name, hook: nil, rules: p.rules(f), flush: false)
-        }
-        for ch in delta.chains.added.sorted() {
-            let f = NFTFamily(ch.family)
-            w.chain(f, name: ch.name, hook: nil, rules: ch.rules(f), flush: false)
-        }
+        addNewChains(delta, to: &w)
         w.elements("delete", delta.elements.removed)
         w.elements("add", delta.elements.added)
         return w.text + incrementalCleanup(delta)

@@ -22,28 +22,8 @@ enum TestAPIServerBinary {
 struct KproxyAPIRunTests {
     /// Kubernetes 1.20 serves EndpointSlices as v1beta1: the node comes from the `topology` map.
     static func manifest(_ c: Cluster, _ pods: [String]) -> String {
-        var text = """
-            apiVersion: v1
-            kind: Service
-            metadata: {name: web, namespace: default}
-            spec:
-              clusterIP: 10.96.100.10
-              ports: [{name: http, port: 80, targetPort: 8080, protocol: TCP}]
-            ---
-            apiVersion: discovery.k8s.io/v1beta1
-            kind: EndpointSlice
-            metadata: {name: web-1, namespace: default, labels: {kubernetes.io/service-name: web}}
-            addressType: IPv4
-            ports: [{name: http, port: 8080, protocol: TCP}]
-            endpoints:
-
-            """
-        for name in pods {
-            let pod = c.pod(name)
-            let node = pod.placement == .local ? c.options.nodeName : c.options.remoteNodeName
-            text += "- {addresses: [\"\(pod.ip(.ipv4)!)\"], conditions: {ready: true}, topology: {kubernetes.io/hostname: \(node)}}\n"
-        }
-        return text
+        OneServiceManifest(name: "web", clusterIP: "10.96.100.10", portName: "http", port: 80, targetPort: 8080,
+                           sliceVersion: "v1beta1").yaml(c, pods: pods)
     }
 
     @Test func followsWhatKubectlDoes() async throws {

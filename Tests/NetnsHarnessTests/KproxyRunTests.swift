@@ -119,28 +119,8 @@ struct KproxyRunTests {
     }
 
     static func dnsManifest(_ c: Cluster, _ pods: [String]) -> String {
-        var text = """
-            apiVersion: v1
-            kind: Service
-            metadata: {name: dns, namespace: kube-system}
-            spec:
-              clusterIP: 10.96.0.10
-              ports: [{name: dns, port: 53, targetPort: 5353, protocol: UDP}]
-            ---
-            apiVersion: discovery.k8s.io/v1
-            kind: EndpointSlice
-            metadata: {name: dns-1, namespace: kube-system, labels: {kubernetes.io/service-name: dns}}
-            addressType: IPv4
-            ports: [{name: dns, port: 5353, protocol: UDP}]
-            endpoints:
-
-            """
-        for name in pods {
-            let pod = c.pod(name)
-            let node = pod.placement == .local ? c.options.nodeName : c.options.remoteNodeName
-            text += "- {addresses: [\"\(pod.ipv4!)\"], nodeName: \(node)}\n"
-        }
-        return text
+        OneServiceManifest(name: "dns", namespace: "kube-system", clusterIP: "10.96.0.10", portName: "dns",
+                           port: 53, targetPort: 5353, proto: "UDP").yaml(c, pods: pods)
     }
 
     @Test func udpFlowsLeaveARemovedEndpointEvenWhileItStillAnswers() async throws {

@@ -185,6 +185,10 @@ public struct TableBuilder: Sendable {
                 entry.clusterEndpoints += selected.cluster
                 entry.localEndpoints += selected.local
             }
+            // Usually all three lists are the same: let them share one array buffer (copy on write).
+            if entry.clusterEndpoints == entry.endpoints { entry.clusterEndpoints = entry.endpoints }
+            if entry.localEndpoints == entry.clusterEndpoints { entry.localEndpoints = entry.clusterEndpoints }
+            else if entry.localEndpoints == entry.endpoints { entry.localEndpoints = entry.endpoints }
             return entry
         }
     }

@@ -122,14 +122,16 @@ struct Counted<Item: Hashable & Sendable>: Sendable {
 
 /// Reference counts of the shared elements — a cluster IP (`clusterIPs`) or a hairpin pair
 /// (`ip . ip`, `hairpin`) — keyed by the one address they hold rather than by the element, so the
-/// count costs a few dozen bytes per cluster IP instead of an element with its key array.
+/// count costs a few bytes per address instead of an element with its key array. IPv4 keys (nearly
+/// all of them: every cluster IP and every endpoint on this node) are packed into one integer.
 struct SharedCounts: Sendable {
     struct Key: Hashable, Sendable {
         var hairpin: Bool
         var address: IPAddress
     }
-    private(set) var counts: [Key: Int] = [:]
-    var count: Int { counts.count }
+    private var v4: [UInt64: UInt32] = [:]
+    private var other: [Key: UInt32] = [:]
+    var count: Int { v4.count + other.count }
 
     private static func key(_ e: NFTElement) -> Key? {
         switch (e.collection, e.key.first) {
@@ -140,24 +142,35 @@ struct SharedCounts: Sendable {
         }
     }
 
+    /// Adds `delta` to the count of `k`; returns the count before.
+    private mutating func adjust(_ k: Key, by delta: Int) -> Int {
+        func step(_ n: UInt32?) -> UInt32? {
+            let next = Int(n ?? 0) + delta
+            return next > 0 ? UInt32(next) : nil
+        }
+        if case .v4(let a) = k.address {
+            let packed = UInt64(a) | (k.hairpin ? 1 << 32 : 0)
+            let before = v4[packed]
+            v4[packed] = step(before)
+            return Int(before ?? 0)
+        }
+        let before = other[k]
+        other[k] = step(before)
+        return Int(before ?? 0)
+    }
+
     /// Returns whether the element is new (and so has to be added to the kernel).
     @discardableResult
     mutating func insert(_ e: NFTElement, into change: inout Counted<NFTElement>.Change) -> Bool {
         guard let k = Self.key(e) else { preconditionFailure("not a shared element: \(e.text)") }
-        let n = counts[k, default: 0]
-        counts[k] = n + 1
-        guard n == 0 else { return false }
+        guard adjust(k, by: 1) == 0 else { return false }
         if change.removed.remove(e) == nil { change.added.insert(e) }
         return true
     }
 
     mutating func remove(_ e: NFTElement, into change: inout Counted<NFTElement>.Change) {
-        guard let k = Self.key(e), let n = counts[k] else { return }
-        if n <= 1 {
-            counts[k] = nil
-            if change.added.remove(e) == nil { change.removed.insert(e) }
-        } else {
-            counts[k] = n - 1
-        }
+        guard let k = Self.key(e) else { return }
+        let before = adjust(k, by: -1)
+        if before == 1, change.added.remove(e) == nil { change.removed.insert(e) }
     }
 }

@@ -146,6 +146,36 @@ struct NFTablesRendererTests {
             """)
     }
 
+    @Test func sharedElementsStayWhileAnyServicePortNeedsThem() {
+        // Two ports of one dual-stack service share its cluster IPs; two services share a local pod (hairpin).
+        let pod = Fixture.ep("10.244.1.2", local: true)
+        let http = Fixture.service("web", ip: "10.96.0.10", "fd00:96::10", portName: "http", endpoints: [pod])
+        let https = Fixture.service("web", ip: "10.96.0.10", "fd00:96::10", port: 443, portName: "https", endpoints: [pod])
+        let other = Fixture.service("other", ip: "10.96.0.11", endpoints: [pod])
+        let families: [IPFamily] = [.ipv4, .ipv6]
+        let t1 = Fixture.table([http, https, other], version: 1)
+        var state = RulesetState(table: t1, families: families)
+        func step(_ from: ServiceTable, _ to: ServiceTable, _ names: Set<ServicePortName>) -> (added: Set<String>, removed: Set<String>) {
+            let d = state.update(names: names, previous: from, current: to, families: families)
+            func shared(_ s: Set<NFTElement>) -> Set<String> {
+                Set(s.filter { $0.collection == .clusterIPs || $0.collection == .hairpin }.map(\.text))
+            }
+            return (shared(d.elements.added), shared(d.elements.removed))
+        }
+        // One port of web goes: its cluster IPs and the pod's hairpin pair stay.
+        let t2 = Fixture.table([http, other], version: 2)
+        #expect(step(t1, t2, [https.name]) == ([], []))
+        // The other port goes: both cluster IPs go; the hairpin pair stays for `other`.
+        let t3 = Fixture.table([other], version: 3)
+        #expect(step(t2, t3, [http.name]) == ([], ["10.96.0.10", "fd00:96::10"]))
+        // `other` goes too: its cluster IP and the hairpin pair go.
+        let t4 = Fixture.table([], version: 4)
+        #expect(step(t3, t4, [other.name]) == ([], ["10.96.0.11", "10.244.1.2 . 10.244.1.2"]))
+        // And back in one step: added once, however many ports need them.
+        #expect(step(t4, t1, [http.name, https.name, other.name])
+                == (["10.96.0.10", "fd00:96::10", "10.96.0.11", "10.244.1.2 . 10.244.1.2"], []))
+    }
+
     @Test func settingsShapeTheFixedChains() {
         let text = NFTRuleset.render(Fixture.table([]), settings: ProxySettings(
             clusterCIDRs: [CIDR("10.244.0.0/16")!], nodePortAddresses: [CIDR("192.168.50.0/24")!]), families: [.ipv4])

@@ -47,7 +47,9 @@ public final class NodeAgent: Sendable {
         self.runner = SyncRunner(schedule: configuration.schedule) { kind in
             let clock = ContinuousClock()
             let start = clock.now
-            try await controller.sync(kind)
+            let changes = try await controller.sync(kind)
+            // A big sync (the first, a relist, a periodic full sync) leaves its garbage in malloc's arenas.
+            if kind == .full || changes >= 1_000 { ProcessMemory.returnFreedMemory() }
             let table = await controller.table
             logger.debug("synced", metadata: [
                 "kind": "\(kind)", "servicePorts": "\(table.count)", "tableVersion": "\(table.version)",

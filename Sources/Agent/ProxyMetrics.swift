@@ -86,12 +86,10 @@ public final class ProxyMetrics: SyncObserver, Sendable {
             syncFailures.increment()
             return
         }
-        let changes = pending.lock.withLock {
-            defer { pending.services = 0; pending.endpoints = 0 }
-            return pending.services + pending.endpoints
+        pending.lock.withLock {
+            pending.services = 0
+            pending.endpoints = 0
         }
-        // A big sync (the first, a relist, a periodic full sync) leaves its garbage in malloc's arenas.
-        if kind == .full || changes >= 1_000 { ProcessMemory.returnFreedMemory() }
         serviceChangesPending.set(Double(0))
         endpointChangesPending.set(Double(0))
         lastSyncTimestamp.set(Date().timeIntervalSince1970)

@@ -92,8 +92,10 @@ public actor ProxyController {
     }
 
     /// Builds the table and applies it to every data plane. A data plane that fails is given a
-    /// full sync next time; the error is rethrown so the runner backs off and retries.
-    public func sync(_ kind: SyncKind) async throws {
+    /// full sync next time; the error is rethrown so the runner backs off and retries. Returns how
+    /// many object changes this sync programmed (counted up to 10,000).
+    @discardableResult
+    public func sync(_ kind: SyncKind) async throws -> Int {
         let clock = ContinuousClock()
         let started = clock.now
         let startedAt = Date()
@@ -136,5 +138,6 @@ public actor ProxyController {
         if !programmedChanges.isEmpty {
             observer?.changesProgrammed(latencies: programmedChanges.map { max(0, now.timeIntervalSince($0)) })
         }
+        return programmedChanges.count
     }
 }

@@ -101,9 +101,10 @@ public enum ManifestDecoder {
     }
 
     /// `defaultKind` and `defaultAPIVersion` come from a typed list (`ServiceList`, `v1`): the API
-    /// server leaves them out of the items.
-    private static func decodeDocument(_ node: Yams.Node, defaultKind: String?, defaultAPIVersion: String?,
-                                       file: String?, into result: inout ManifestContents) {
+    /// server leaves them out of the items. `converted`: the node as a `YAMLValue`, when a list
+    /// already converted its items (the Yams node is still needed for line numbers).
+    private static func decodeDocument(_ node: Yams.Node, converted: YAMLValue? = nil, defaultKind: String?,
+                                       defaultAPIVersion: String?, file: String?, into result: inout ManifestContents) {
         guard case .mapping = node else {
             if case .scalar(let s) = node, s.string.isEmpty || s.string == "null" { return }
             result.rejected.append((nil, ManifestProblem(file: file, line: node.mark?.line,
@@ -111,7 +112,7 @@ public enum ManifestDecoder {
             return
         }
         let line = node.mark?.line ?? 1
-        let value = YAMLValue(node)
+        let value = converted ?? YAMLValue(node)
         let kind = value["kind"]?.string ?? defaultKind
         guard let kind, !kind.isEmpty else {
             result.rejected.append((nil, ManifestProblem(file: file, line: line, object: describe(value, kind: nil),
@@ -121,15 +122,16 @@ public enum ManifestDecoder {
         if kind == "List" || kind.hasSuffix("List") {
             let itemKind = kind == "List" ? nil : String(kind.dropLast(4))
             let itemAPIVersion = kind == "List" ? nil : value["apiVersion"]?.string
-            guard case .mapping(let pairs) = node,
+            guard case .sequence(let itemValues)? = value["items"], case .mapping(let pairs) = node,
                   case .sequence(let items)? = pairs.first(where: { $0.key.string == "items" })?.value else {
                 if value["items"] == nil || value["items"]?.isNull == true { return }
                 result.rejected.append((nil, ManifestProblem(file: file, line: line, field: "items",
                                                              message: "a \(kind) needs a list of items")))
                 return
             }
-            for item in items {
-                decodeDocument(item, defaultKind: itemKind, defaultAPIVersion: itemAPIVersion, file: file, into: &result)
+            for (item, itemValue) in zip(items, itemValues) {
+                decodeDocument(item, converted: itemValue, defaultKind: itemKind, defaultAPIVersion: itemAPIVersion,
+                               file: file, into: &result)
             }
             return
         }

@@ -67,12 +67,8 @@ struct RulesetState: Sendable {
                 let newOwn = Set(new.elements.filter { !$0.collection.isShared })
                 // An element one port drops and another adds unchanged cancels out; one whose key
                 // stays but whose value changes is a delete plus an add.
-                for e in oldOwn.subtracting(newOwn) where delta.elements.added.remove(e) == nil {
-                    delta.elements.removed.insert(e)
-                }
-                for e in newOwn.subtracting(oldOwn) where delta.elements.removed.remove(e) == nil {
-                    delta.elements.added.insert(e)
-                }
+                for e in oldOwn.subtracting(newOwn) { delta.elements.disappeared(e) }
+                for e in newOwn.subtracting(oldOwn) { delta.elements.appeared(e) }
                 for e in old.elements where e.collection.isShared { shared.remove(e, into: &delta.elements) }
                 for e in new.elements where e.collection.isShared { shared.insert(e, into: &delta.elements) }
                 for ch in old.chains { chains.remove(ch, into: &delta.chains) }
@@ -94,6 +90,16 @@ struct Counted<Item: Hashable & Sendable>: Sendable {
         var added: Set<Item> = []
         var removed: Set<Item> = []
         var isEmpty: Bool { added.isEmpty && removed.isEmpty }
+
+        /// The item is now needed: an addition, unless it cancels a removal in this same change.
+        mutating func appeared(_ item: Item) {
+            if removed.remove(item) == nil { added.insert(item) }
+        }
+
+        /// The item is no longer needed: a removal, unless it cancels an addition in this same change.
+        mutating func disappeared(_ item: Item) {
+            if added.remove(item) == nil { removed.insert(item) }
+        }
     }
 
     var items: Dictionary<Item, Int>.Keys { counts.keys }
@@ -105,7 +111,7 @@ struct Counted<Item: Hashable & Sendable>: Sendable {
         let n = counts[item, default: 0]
         counts[item] = n + 1
         guard n == 0 else { return false }
-        if change.removed.remove(item) == nil { change.added.insert(item) }
+        change.appeared(item)
         return true
     }
 
@@ -113,7 +119,7 @@ struct Counted<Item: Hashable & Sendable>: Sendable {
         guard let n = counts[item] else { return }
         if n <= 1 {
             counts[item] = nil
-            if change.added.remove(item) == nil { change.removed.insert(item) }
+            change.disappeared(item)
         } else {
             counts[item] = n - 1
         }
@@ -164,13 +170,12 @@ struct SharedCounts: Sendable {
     mutating func insert(_ e: NFTElement, into change: inout Counted<NFTElement>.Change) -> Bool {
         guard let k = Self.key(e) else { preconditionFailure("not a shared element: \(e.text)") }
         guard adjust(k, by: 1) == 0 else { return false }
-        if change.removed.remove(e) == nil { change.added.insert(e) }
+        change.appeared(e)
         return true
     }
 
     mutating func remove(_ e: NFTElement, into change: inout Counted<NFTElement>.Change) {
         guard let k = Self.key(e) else { return }
-        let before = adjust(k, by: -1)
-        if before == 1, change.added.remove(e) == nil { change.removed.insert(e) }
+        if adjust(k, by: -1) == 1 { change.disappeared(e) }
     }
 }

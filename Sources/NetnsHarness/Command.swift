@@ -35,26 +35,16 @@ public struct CommandResult: Sendable, CustomStringConvertible {
 /// Runs commands with `Foundation.Process`. Output goes to temporary files rather than pipes, so a
 /// command that leaves a background child holding its stdout cannot hang the harness.
 public enum Shell {
-    /// Runs a command to completion with posix_spawn, output to `log`. For commands that leave
-    /// daemons behind (`kube-apiserver.sh start`): Foundation's Process waits until every process
-    /// holding its inherited descriptor has exited, i.e. forever.
-    public static func spawnAndWait(_ argv: [String], log: String, environment: [String: String] = [:]) throws -> Int32 {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        let env = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        let cArgs = argv.map { strdup($0) } + [nil]
-        let cEnv = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { (cArgs + cEnv).forEach { free($0) } }
-        var pid: pid_t = 0
-        let rc = posix_spawnp(&pid, argv[0], &actions, nil, cArgs, cEnv)
-        guard rc == 0 else { throw HarnessError("cannot run \(argv[0]): errno \(rc)") }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        return (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+    /// Runs a command to completion as a `ChildProcess` (posix_spawn, inherited descriptors closed),
+    /// output to `log`; returns its exit status. For commands that leave daemons behind
+    /// (`kube-apiserver.sh start`): Foundation's Process waits until every process holding its
+    /// inherited descriptor has exited, i.e. forever. After `timeout` the command's group is killed.
+    public static func spawnAndWait(_ argv: [String], log: String, environment: [String: String] = [:],
+                                    timeout: Double = 600) throws -> Int32 {
+        let child = try ChildProcess(label: argv.first ?? "", arguments: argv, logPath: log, environment: environment)
+        if let status = child.wait(timeout: timeout) { return status }
+        child.stop(signal: SIGKILL, grace: 0)
+        throw HarnessError("timed out after \(timeout) s: \(quote(argv))")
     }
 
     /// Set `KPROXY_HARNESS_VERBOSE=1` to echo every command to stderr.

@@ -56,32 +56,30 @@ struct YAMLScalarTests {
         #expect(svc.spec.ports?.last?.name == "8443")
     }
 
-    @Test func booleansAndNullsAsYAML11WritesThem() throws {
-        let c = ManifestDecoder.decode("""
+    /// A slice of service `web` with an unnamed port and these endpoint lines.
+    static func slice(_ endpoints: String) -> ManifestContents {
+        ManifestDecoder.decode("""
             apiVersion: discovery.k8s.io/v1
             kind: EndpointSlice
             metadata: {name: web-1, namespace: default, labels: {kubernetes.io/service-name: web}}
             addressType: IPv4
             ports: [{name: ~, port: 8080}]
             endpoints:
+            \(endpoints)
+            """)
+    }
+
+    @Test func booleansAndNullsAsYAML11WritesThem() throws {
+        let endpoints = """
             - {addresses: [10.244.1.2], conditions: {ready: yes, serving: on, terminating: False}}
             - {addresses: [10.244.1.3], conditions: {ready: no}, nodeName: null}
-            - {addresses: [10.244.1.4], conditions: {ready: "true"}}
-            """)
-        // The quoted "true" is a string: that slice is refused, naming the field.
+            """
+        // A quoted "true" is a string: that slice is refused, naming the field.
+        let c = Self.slice(endpoints + "\n- {addresses: [10.244.1.4], conditions: {ready: \"true\"}}")
         #expect(c.objects.isEmpty)
         #expect(c.problems.first?.field == "endpoints[2].conditions.ready")
 
-        let fixed = ManifestDecoder.decode("""
-            apiVersion: discovery.k8s.io/v1
-            kind: EndpointSlice
-            metadata: {name: web-1, namespace: default, labels: {kubernetes.io/service-name: web}}
-            addressType: IPv4
-            ports: [{name: ~, port: 8080}]
-            endpoints:
-            - {addresses: [10.244.1.2], conditions: {ready: yes, serving: on, terminating: False}}
-            - {addresses: [10.244.1.3], conditions: {ready: no}, nodeName: null}
-            """)
+        let fixed = Self.slice(endpoints)
         #expect(fixed.problems.isEmpty, "\(fixed.problems)")
         let slice = try #require(fixed.slices.first)
         #expect(slice.ports?.first?.name == nil)

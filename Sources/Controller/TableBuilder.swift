@@ -6,18 +6,41 @@ import ServiceTable
 /// Turns Services, EndpointSlices and this node's Node into the service table, incrementally:
 /// each event marks the services it touches, and `build()` recomputes only those, so a change to
 /// one service costs work in proportion to that service, not to the table.
+///
+/// The decoded objects are not kept. A Service becomes its port templates, which are its table
+/// entries themselves (everything but the endpoints comes from the Service alone); an EndpointSlice
+/// becomes a `SliceDigest`: its endpoints per port, already in the table's form and sorted, so a
+/// service port fed by one slice shares that slice's endpoint array with the table.
 public struct TableBuilder: Sendable {
     public let nodeName: String
     public private(set) var table: ServiceTable
 
-    /// Kept as the shared `KubeObject` the source decoded (one pointer per entry, no copy).
-    private var services: [NamespacedName: KubeObject] = [:]
-    private var slices: [NamespacedName: KubeObject] = [:]
-    private var slicesByService: [NamespacedName: Set<NamespacedName>] = [:]
-    private var node: Node?
-    private var portsByService: [NamespacedName: [ServicePortName]] = [:]
+    /// What the builder remembers of one service (or of slices that name it before it exists).
+    private struct ServiceState {
+        /// Its entries in `table`.
+        var ports: [ServicePortName] = []
+        /// Its slices, sorted by name.
+        var slices: [SliceDigest] = []
+        var isEmpty: Bool { ports.isEmpty && slices.isEmpty }
+    }
+
+    private var services: [NamespacedName: ServiceState] = [:]
+    /// The service each slice belongs to (same namespace), for deletes that carry only the slice's name.
+    private var sliceOwners: [NamespacedName: String] = [:]
+    /// Services whose Service changed since the last build: their new port templates, empty when the
+    /// Service was deleted or gets no entries.
+    private var pendingTemplates: [NamespacedName: [ServicePortEntry]] = [:]
     private var dirty: Set<NamespacedName> = []
+    private var node: Node?
     private var nodeDirty = false
+    /// One shared `EndpointTopology` per distinct node, zone and hints.
+    private var topologies: [TopologyKey: EndpointTopology] = [:]
+
+    private struct TopologyKey: Hashable {
+        var nodeName: String?
+        var zone: String?
+        var zoneHints: [String]
+    }
 
     public init(nodeName: String) {
         self.nodeName = nodeName
@@ -37,13 +60,14 @@ public struct TableBuilder: Sendable {
             guard problems.isEmpty else { return problems }
             switch object {
             case .service(let svc):
-                services[svc.id] = object
+                pendingTemplates[svc.id] = Self.shouldSkip(svc) ? [] : Self.makeTemplates(svc)
                 dirty.insert(svc.id)
             case .endpointSlice(let slice):
                 removeSlice(slice.id)
-                slices[slice.id] = object
                 if let owner = slice.serviceID {
-                    slicesByService[owner, default: []].insert(slice.id)
+                    let digest = digest(slice)
+                    services[owner, default: ServiceState()].slices.insertSorted(digest)
+                    sliceOwners[slice.id] = owner.name
                     dirty.insert(owner)
                 }
             case .node(let n):
@@ -57,7 +81,8 @@ public struct TableBuilder: Sendable {
         case .delete(let id):
             switch id.kind {
             case .service:
-                if services.removeValue(forKey: id.name) != nil { dirty.insert(id.name) }
+                pendingTemplates[id.name] = []
+                dirty.insert(id.name)
             case .endpointSlice:
                 removeSlice(id.name)
             case .node:
@@ -72,9 +97,10 @@ public struct TableBuilder: Sendable {
     }
 
     private mutating func removeSlice(_ id: NamespacedName) {
-        guard case .endpointSlice(let old)? = slices.removeValue(forKey: id), let owner = old.serviceID else { return }
-        slicesByService[owner]?.remove(id)
-        if slicesByService[owner]?.isEmpty == true { slicesByService[owner] = nil }
+        guard let ownerName = sliceOwners.removeValue(forKey: id) else { return }
+        let owner = NamespacedName(namespace: id.namespace, name: ownerName)
+        services[owner]?.slices.removeAll { $0.name == id.name }
+        if services[owner]?.isEmpty == true { services[owner] = nil }
         dirty.insert(owner)
     }
 
@@ -86,11 +112,15 @@ public struct TableBuilder: Sendable {
         var diff = TableDiff()
         let nodeInfo = makeNodeInfo()
         for svc in dirty {
-            let fresh = makeEntries(for: svc, zone: nodeInfo.zone)
-            let freshNames = Set(fresh.map(\.name))
-            for old in portsByService[svc] ?? [] where !freshNames.contains(old) {
-                entries[old] = nil
-                diff.removed.insert(old)
+            var state = services[svc] ?? ServiceState()
+            let templates = pendingTemplates[svc] ?? state.ports.compactMap { entries[$0] }
+            let fresh = templates.map { fill($0, from: state.slices, zone: nodeInfo.zone) }
+            if !state.ports.isEmpty {
+                let freshNames = Set(fresh.map(\.name))
+                for old in state.ports where !freshNames.contains(old) {
+                    entries[old] = nil
+                    diff.removed.insert(old)
+                }
             }
             for entry in fresh {
                 if let before = entries[entry.name] {
@@ -100,9 +130,11 @@ public struct TableBuilder: Sendable {
                 }
                 entries[entry.name] = entry
             }
-            portsByService[svc] = fresh.isEmpty ? nil : fresh.map(\.name)
+            state.ports = fresh.map(\.name)
+            services[svc] = state.isEmpty ? nil : state
         }
         dirty.removeAll(keepingCapacity: true)
+        pendingTemplates.removeAll()
         nodeDirty = false
         if !diff.isEmpty || nodeInfo != table.node {
             table = ServiceTable(version: table.version + 1, node: nodeInfo, entries: entries)
@@ -132,9 +164,9 @@ public struct TableBuilder: Sendable {
         return nil
     }
 
-    /// The table entries of one service: one per port, with its endpoints selected for this node.
-    func makeEntries(for id: NamespacedName, zone: String?) -> [ServicePortEntry] {
-        guard case .service(let svc)? = services[id], !Self.shouldSkip(svc) else { return [] }
+    /// The entries of one service without their endpoints: one per port, everything the Service
+    /// itself says.
+    static func makeTemplates(_ svc: Service) -> [ServicePortEntry] {
         let spec = svc.spec
         let clusterIPs = spec.allClusterIPs.compactMap { IPAddress($0) }
         let families = Set(clusterIPs.map(\.family))
@@ -157,11 +189,7 @@ public struct TableBuilder: Sendable {
         let affinity: Int? = spec.sessionAffinity == .clientIP
             ? (spec.sessionAffinityConfig?.clientIP?.timeoutSeconds ?? ClientIPConfig.defaultTimeoutSeconds)
             : nil
-        let sliceList = (slicesByService[id] ?? []).compactMap { id -> EndpointSlice? in
-            if case .endpointSlice(let slice)? = slices[id] { return slice }
-            return nil
-        }.sorted { $0.metadata.name < $1.metadata.name }
-
+        let id = svc.id
         return (spec.ports ?? []).map { sp in
             let name = ServicePortName(namespace: id.namespace, name: id.name, port: sp.name ?? "",
                                        protocol: sp.effectiveProtocol)
@@ -176,47 +204,120 @@ public struct TableBuilder: Sendable {
             if kind == .loadBalancer, entry.externalPolicyIsLocal, let hc = spec.healthCheckNodePort, hc > 0 {
                 entry.healthCheckNodePort = UInt16(hc)
             }
-            entry.endpoints = collectEndpoints(for: name, from: sliceList, families: families)
-            let policies = EndpointSelection.Policies(
-                internalLocal: entry.internalPolicyIsLocal, externalLocal: entry.externalPolicyIsLocal,
-                externallyAccessible: entry.isExternallyAccessible)
-            for family in IPFamily.allCases where families.contains(family) {
-                let selected = EndpointSelection.categorize(entry.endpoints.of(family), policies: policies, zone: zone)
-                entry.clusterEndpoints += selected.cluster
-                entry.localEndpoints += selected.local
-            }
-            // Usually all three lists are the same: let them share one array buffer (copy on write).
-            if entry.clusterEndpoints == entry.endpoints { entry.clusterEndpoints = entry.endpoints }
-            if entry.localEndpoints == entry.clusterEndpoints { entry.localEndpoints = entry.clusterEndpoints }
-            else if entry.localEndpoints == entry.endpoints { entry.localEndpoints = entry.endpoints }
             return entry
         }
     }
 
+    /// One service port's template with its endpoints selected for this node.
+    func fill(_ template: ServicePortEntry, from slices: [SliceDigest], zone: String?) -> ServicePortEntry {
+        var entry = template
+        let families = Set(entry.clusterIPs.map(\.family))
+        entry.endpoints = Self.collectEndpoints(for: entry.name, from: slices, families: families)
+        entry.clusterEndpoints = []
+        entry.localEndpoints = []
+        let policies = EndpointSelection.Policies(
+            internalLocal: entry.internalPolicyIsLocal, externalLocal: entry.externalPolicyIsLocal,
+            externallyAccessible: entry.isExternallyAccessible)
+        for family in IPFamily.allCases where families.contains(family) {
+            let selected = EndpointSelection.categorize(entry.endpoints.of(family), policies: policies, zone: zone)
+            entry.clusterEndpoints += selected.cluster
+            entry.localEndpoints += selected.local
+        }
+        // Usually all three lists are the same: let them share one array buffer (copy on write).
+        if entry.clusterEndpoints == entry.endpoints { entry.clusterEndpoints = entry.endpoints }
+        if entry.localEndpoints == entry.clusterEndpoints { entry.localEndpoints = entry.clusterEndpoints }
+        else if entry.localEndpoints == entry.endpoints { entry.localEndpoints = entry.endpoints }
+        return entry
+    }
+
     /// Endpoints of one service port from every slice of its service, matched by port name and
-    /// protocol, deduplicated by ip:port (a local copy wins, as in kube-proxy).
-    func collectEndpoints(for name: ServicePortName, from slices: [EndpointSlice],
-                          families: Set<IPFamily>) -> [Endpoint] {
-        struct Address: Hashable { var ip: IPAddress; var port: UInt16 }
-        var byAddress: [Address: Endpoint] = [:]
+    /// protocol, deduplicated by ip:port (a local copy wins, as in kube-proxy). A port fed by one
+    /// slice gets that slice's array itself.
+    static func collectEndpoints(for name: ServicePortName, from slices: [SliceDigest],
+                                 families: Set<IPFamily>) -> [Endpoint] {
+        var lists: [[Endpoint]] = []
         for slice in slices {
-            guard let family = slice.addressType.family, families.contains(family) else { continue }
-            for port in slice.ports ?? [] {
-                guard (port.name ?? "") == name.port, (port.protocol ?? .tcp) == name.protocol,
-                      let number = port.port, (1...65535).contains(number) else { continue }
-                for ep in slice.endpoints ?? [] {
-                    guard let first = ep.addresses.first, let ip = IPAddress(first) else { continue }
-                    let isLocal = ep.effectiveNodeName == nodeName
-                    let e = Endpoint(ip: ip, port: UInt16(number), ready: ep.isReady, serving: ep.isServing,
-                                     terminating: ep.isTerminating, nodeName: ep.effectiveNodeName,
-                                     zone: ep.effectiveZone,
-                                     zoneHints: (ep.hints?.forZones ?? []).map(\.name).sorted(), isLocal: isLocal)
-                    let key = Address(ip: ip, port: UInt16(number))
-                    if byAddress[key] == nil || isLocal { byAddress[key] = e }
-                }
+            guard let family = slice.family, families.contains(family) else { continue }
+            for port in slice.ports where port.name == name.port && port.protocol == name.protocol {
+                lists.append(port.endpoints)
             }
         }
+        if lists.count == 1 { return lists[0] }
+        return SliceDigest.deduplicated(lists.joined())
+    }
+
+    /// A slice reduced to what the table needs, with endpoint topologies shared.
+    private mutating func digest(_ slice: EndpointSlice) -> SliceDigest {
+        guard let family = slice.addressType.family else {
+            return SliceDigest(name: slice.metadata.name, family: nil, ports: [])
+        }
+        let base: [Endpoint] = (slice.endpoints ?? []).compactMap { ep in
+            guard let first = ep.addresses.first, let ip = IPAddress(first) else { return nil }
+            let node = ep.effectiveNodeName
+            return Endpoint(ip: ip, port: 0, ready: ep.isReady, serving: ep.isServing, terminating: ep.isTerminating,
+                            topology: topology(node, ep.effectiveZone, (ep.hints?.forZones ?? []).map(\.name).sorted()),
+                            isLocal: node == nodeName)
+        }
+        var ports: [SliceDigest.Port] = []
+        for port in slice.ports ?? [] {
+            guard let number = port.port, (1...65535).contains(number) else { continue }
+            let name = port.name ?? "", proto = port.protocol ?? .tcp
+            let endpoints = base.map { ep in var e = ep; e.port = UInt16(number); return e }
+            if let i = ports.firstIndex(where: { $0.name == name && $0.protocol == proto }) {
+                ports[i].endpoints += endpoints
+            } else {
+                ports.append(SliceDigest.Port(name: name, protocol: proto, endpoints: endpoints))
+            }
+        }
+        for i in ports.indices { ports[i].endpoints = SliceDigest.deduplicated(ports[i].endpoints) }
+        return SliceDigest(name: slice.metadata.name, family: family, ports: ports)
+    }
+
+    private mutating func topology(_ node: String?, _ zone: String?, _ hints: [String]) -> EndpointTopology? {
+        if node == nil && zone == nil && hints.isEmpty { return nil }
+        let key = TopologyKey(nodeName: node, zone: zone, zoneHints: hints)
+        if let known = topologies[key] { return known }
+        let fresh = EndpointTopology(nodeName: node, zone: zone, zoneHints: hints)
+        topologies[key] = fresh
+        return fresh
+    }
+}
+
+/// What the builder keeps of one EndpointSlice: per port (name and protocol), its endpoints in the
+/// table's form, sorted and deduplicated.
+struct SliceDigest: Sendable {
+    struct Port: Sendable {
+        var name: String
+        var `protocol`: L4Protocol
+        var endpoints: [Endpoint]
+    }
+
+    var name: String
+    /// nil for FQDN slices, which kube-proxy ignores.
+    var family: IPFamily?
+    var ports: [Port]
+
+    private struct Address: Hashable { var ip: IPAddress; var port: UInt16 }
+
+    /// Sorted by ip:port, one endpoint per ip:port: the first seen, unless a later one is local.
+    static func deduplicated(_ endpoints: some Sequence<Endpoint>) -> [Endpoint] {
+        let list = Array(endpoints)
+        // The usual case: already in order, nothing twice.
+        if zip(list, list.dropFirst()).allSatisfy({ $0 < $1 }) { return list }
+        var byAddress: [Address: Endpoint] = [:]
+        for e in list {
+            let key = Address(ip: e.ip, port: e.port)
+            if byAddress[key] == nil || e.isLocal { byAddress[key] = e }
+        }
         return byAddress.values.sorted()
+    }
+}
+
+extension Array where Element == SliceDigest {
+    /// Inserts keeping the array sorted by slice name.
+    mutating func insertSorted(_ digest: SliceDigest) {
+        let i = firstIndex { $0.name > digest.name } ?? endIndex
+        insert(digest, at: i)
     }
 }
 

@@ -12,6 +12,10 @@ import Logging
 /// and reports the difference as object events. A file that stops parsing keeps its last good
 /// objects in place; an object that becomes invalid keeps its last valid version; both are logged
 /// with file and line. If two files define the same object, the first file in path order wins.
+///
+/// The source keeps each object's fingerprint, not the object: the consumer gets every object in
+/// an event and keeps what it needs. When a winning definition goes away and another file defines
+/// the same object, that file is decoded again to hand over its version.
 public final class ManifestSource: @unchecked Sendable {
     public let directory: String
     private let logger: Logger
@@ -19,7 +23,7 @@ public final class ManifestSource: @unchecked Sendable {
 
     private struct FileState {
         var stamp: FileStamp
-        var objects: [ObjectID: KubeObject]
+        var fingerprints: [ObjectID: Int]
         var problems: [ManifestProblem]
     }
 
@@ -30,7 +34,8 @@ public final class ManifestSource: @unchecked Sendable {
     }
 
     private var files: [String: FileState] = [:]
-    private var merged: [ObjectID: KubeObject] = [:]
+    /// The fingerprint of every object the consumer has been given.
+    private var merged: [ObjectID: Int] = [:]
     private var reportedDuplicates: Set<String> = []
     private var directoryProblem: String?
 
@@ -44,9 +49,9 @@ public final class ManifestSource: @unchecked Sendable {
         lock.withLock { files.keys.sorted().flatMap { files[$0]!.problems } }
     }
 
-    /// The objects the folder holds now.
-    public var objects: [KubeObject] {
-        lock.withLock { merged.keys.sorted().map { merged[$0]! } }
+    /// The objects the folder holds now, by identity.
+    public var objectIDs: [ObjectID] {
+        lock.withLock { merged.keys.sorted() }
     }
 
     /// Reads the folder and returns what changed since the last call (every object on the first).
@@ -72,39 +77,45 @@ public final class ManifestSource: @unchecked Sendable {
             }
             return []
         }
+        var decoded: [String: [ObjectID: KubeObject]] = [:]
         let present = Set(paths)
+        var changed = false
         for gone in files.keys where !present.contains(gone) {
             files[gone] = nil
+            changed = true
             logger.info("manifest removed", metadata: ["file": "\(gone)"])
         }
         for path in paths {
             guard let stamp = Self.stamp(path) else { continue }
             if files[path]?.stamp == stamp { continue }
-            load(path, stamp: stamp)
+            if let objects = load(path, stamp: stamp) { decoded[path] = objects }
+            changed = true
         }
-        return mergeAndDiff()
+        // The periodic rescan usually finds nothing new: no need to merge 100k fingerprints again.
+        return changed ? mergeAndDiff(decoded: &decoded) : []
     }
 
-    private func load(_ path: String, stamp: FileStamp) {
+    /// Reads one file into `files`; returns the objects it decoded (nil when it kept its last good ones).
+    private func load(_ path: String, stamp: FileStamp) -> [ObjectID: KubeObject]? {
         let previous = files[path]
         guard let data = FileManager.default.contents(atPath: path) else {
             logger.error("cannot read manifest; keeping its last objects", metadata: ["file": "\(path)"])
-            files[path] = FileState(stamp: stamp, objects: previous?.objects ?? [:],
+            files[path] = FileState(stamp: stamp, fingerprints: previous?.fingerprints ?? [:],
                                     problems: [ManifestProblem(file: path, message: "cannot read file")])
-            return
+            return nil
         }
         guard let text = String(data: data, encoding: .utf8) else {
             let p = ManifestProblem(file: path, message: "not UTF-8 text")
             logger.error("\(p.description); keeping its last objects")
-            files[path] = FileState(stamp: stamp, objects: previous?.objects ?? [:], problems: [p])
-            return
+            files[path] = FileState(stamp: stamp, fingerprints: previous?.fingerprints ?? [:], problems: [p])
+            return nil
         }
         let contents = ManifestDecoder.decode(text, file: path)
         if let syntax = contents.syntaxError {
             logger.error("\(syntax.description); keeping the file's last good objects",
                          metadata: ["file": "\(path)", "line": "\(syntax.line.map(String.init) ?? "?")"])
-            files[path] = FileState(stamp: stamp, objects: previous?.objects ?? [:], problems: [syntax])
-            return
+            files[path] = FileState(stamp: stamp, fingerprints: previous?.fingerprints ?? [:], problems: [syntax])
+            return nil
         }
         var objects: [ObjectID: KubeObject] = [:]
         for decoded in contents.objects {
@@ -114,24 +125,29 @@ public final class ManifestSource: @unchecked Sendable {
             }
             objects[decoded.object.id] = decoded.object
         }
+        var fingerprints = objects.mapValues(\.fingerprint)
         for (id, problem) in contents.rejected {
-            if let id, objects[id] == nil, let kept = previous?.objects[id] {
-                objects[id] = kept
+            if let id, objects[id] == nil, let kept = previous?.fingerprints[id] {
+                fingerprints[id] = kept
                 logger.error("\(problem.description); keeping its last valid version",
                              metadata: ["file": "\(path)", "object": "\(id)"])
             } else {
                 logger.error("\(problem.description); object skipped", metadata: ["file": "\(path)"])
             }
         }
-        files[path] = FileState(stamp: stamp, objects: objects, problems: contents.problems)
+        files[path] = FileState(stamp: stamp, fingerprints: fingerprints, problems: contents.problems)
         logger.debug("manifest loaded", metadata: ["file": "\(path)", "objects": "\(objects.count)"])
+        return objects
     }
 
-    private func mergeAndDiff() -> [ObjectEvent] {
-        var next: [ObjectID: KubeObject] = [:]
+    /// Decides which file's definition of each object wins and reports what differs from what the
+    /// consumer has. `decoded` holds the objects of the files read in this rescan; a winner from a
+    /// file not read this time (it took over from a definition that went away) is decoded again.
+    private func mergeAndDiff(decoded: inout [String: [ObjectID: KubeObject]]) -> [ObjectEvent] {
+        var next: [ObjectID: Int] = [:]
         var owner: [ObjectID: String] = [:]
         for path in files.keys.sorted() {
-            for (id, object) in files[path]!.objects {
+            for (id, fingerprint) in files[path]!.fingerprints {
                 if let first = owner[id] {
                     let key = "\(id)|\(path)"
                     if reportedDuplicates.insert(key).inserted {
@@ -141,18 +157,41 @@ public final class ManifestSource: @unchecked Sendable {
                     continue
                 }
                 owner[id] = path
-                next[id] = object
+                next[id] = fingerprint
             }
         }
         var events: [ObjectEvent] = []
         for id in next.keys.sorted() where merged[id] != next[id] {
-            events.append(.upsert(next[id]!))
+            let path = owner[id]!
+            if decoded[path] == nil { decoded[path] = decodeAgain(path) }
+            if let object = decoded[path]?[id] {
+                events.append(.upsert(object))
+            } else {
+                // Only its fingerprint is left (that file no longer parses, or the object there became
+                // invalid): there is no version to hand over, so the object goes.
+                logger.error("object removed: its other definition no longer decodes",
+                             metadata: ["object": "\(id)", "file": "\(path)"])
+                files[path]?.fingerprints[id] = nil
+                next[id] = nil
+            }
         }
         for id in merged.keys.sorted() where next[id] == nil {
             events.append(.delete(id))
         }
         merged = next
         return events
+    }
+
+    /// The valid objects a file holds now, without touching its recorded state.
+    private func decodeAgain(_ path: String) -> [ObjectID: KubeObject] {
+        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+            return [:]
+        }
+        let contents = ManifestDecoder.decode(text, file: path)
+        guard contents.syntaxError == nil else { return [:] }
+        var objects: [ObjectID: KubeObject] = [:]
+        for decoded in contents.objects { objects[decoded.object.id] = decoded.object }
+        return objects
     }
 
     private func listManifests() throws -> [String] {

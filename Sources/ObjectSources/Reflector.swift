@@ -29,7 +29,8 @@ struct ResourceSpec: Sendable {
 /// list, then watch from the list's resourceVersion with bookmarks; resume from the last seen
 /// resourceVersion after a dropped connection or a server-side timeout; list again after
 /// `410 Gone`/`Expired` and report only the difference to what was reported before.
-/// The reflector's `store` is exactly what its events have told the consumer so far.
+/// The reflector's `store` holds the fingerprint of exactly what its events have told the consumer
+/// so far (the consumer keeps what it needs of the objects themselves).
 actor Reflector {
     let spec: ResourceSpec
     private let client: KubeAPIClient
@@ -38,7 +39,7 @@ actor Reflector {
     private let stats: StatisticsBox
     private var backoff: Backoff
 
-    private(set) var store: [ObjectID: KubeObject] = [:]
+    private(set) var store: [ObjectID: Int] = [:]
     private(set) var resourceVersion = ""
     private var path = ""
     /// When the current watch got its 200, and how many events it delivered: a watch that worked
@@ -105,19 +106,21 @@ actor Reflector {
             continueToken = next
         }
 
-        var next: [ObjectID: KubeObject] = [:]
+        var next: [ObjectID: Int] = [:]
+        var events: [ObjectEvent] = []
         for item in items {
             switch item.content {
             case .object(let object):
-                next[object.id] = object
+                let fingerprint = object.fingerprint
+                next[object.id] = fingerprint
+                if store[object.id] != fingerprint { events.append(.upsert(object)) }
             case .rejected(let reason):
                 skip(item, reason: reason)
                 // Keep what the consumer has rather than withdrawing a working service over a bad update.
                 if let id = item.id, let kept = store[id] { next[id] = kept }
             }
         }
-        var events: [ObjectEvent] = []
-        for id in next.keys.sorted() where store[id] != next[id] { events.append(.upsert(next[id]!)) }
+        events.sort { $0.id < $1.id }
         for id in store.keys.sorted() where next[id] == nil { events.append(.delete(id)) }
         store = next
         resourceVersion = listVersion
@@ -250,8 +253,9 @@ actor Reflector {
                 if let rv = item.resourceVersion { resourceVersion = rv }
                 switch item.content {
                 case .object(let object):
-                    if store[object.id] != object {
-                        store[object.id] = object
+                    let fingerprint = object.fingerprint
+                    if store[object.id] != fingerprint {
+                        store[object.id] = fingerprint
                         batch.append(.upsert(object))
                     }
                 case .rejected(let reason):

@@ -33,11 +33,41 @@ struct ManifestOptions: ParsableArguments {
     var node = "node-a"
 
     /// Reads the folder once; problems go to stderr.
-    func objects(_ source: ManifestSource? = nil) -> (ManifestSource, [KubeObject]) {
-        let s = source ?? ManifestSource(directory: manifests, logger: Logger(label: "sandbox") { _ in SwiftLogNoOpLogHandler() })
-        _ = s.rescan()
-        for problem in s.problems { FileHandle.standardError.write(Data("warning: \(problem)\n".utf8)) }
-        return (s, s.objects)
+    func objects() -> [KubeObject] {
+        var followed = FollowedManifests(directory: manifests)
+        _ = followed.refresh()
+        return followed.objects
+    }
+}
+
+/// The objects of a manifest folder as the sandbox follows them: the source reports changes (it
+/// keeps no objects), the sandbox applies them to its own copy.
+struct FollowedManifests {
+    let source: ManifestSource
+    private var byID: [ObjectID: KubeObject] = [:]
+    private var reported = false
+
+    init(directory: String) {
+        source = ManifestSource(directory: directory, logger: Logger(label: "sandbox") { _ in SwiftLogNoOpLogHandler() })
+    }
+
+    /// Every object, in identity order.
+    var objects: [KubeObject] { byID.keys.sorted().map { byID[$0]! } }
+
+    /// Rescans the folder; returns whether anything changed. The first read's problems go to stderr.
+    mutating func refresh() -> Bool {
+        let events = source.rescan()
+        for event in events {
+            switch event {
+            case .upsert(let object): byID[object.id] = object
+            case .delete(let id): byID[id] = nil
+            }
+        }
+        if !reported {
+            reported = true
+            for problem in source.problems { FileHandle.standardError.write(Data("warning: \(problem)\n".utf8)) }
+        }
+        return !events.isEmpty
     }
 }
 

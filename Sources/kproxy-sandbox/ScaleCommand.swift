@@ -39,7 +39,7 @@ struct ScaleCommand: ParsableCommand {
             print("removed \(path)")
             return
         }
-        let (_, objects) = options.objects()
+        let objects = options.objects()
         let slices = objects.compactMap { o -> EndpointSlice? in
             if case .endpointSlice(let s) = o, s.serviceID == NamespacedName(namespace: ns, name: name),
                s.addressType == .ipv4 { return s }

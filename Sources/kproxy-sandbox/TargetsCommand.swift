@@ -14,7 +14,7 @@ struct TargetsCommand: ParsableCommand {
     @OptionGroup var options: ManifestOptions
 
     func run() throws {
-        let (_, objects) = options.objects()
+        let objects = options.objects()
         let plan = SandboxPlan(objects: objects, nodeName: options.node, sctp: true)
         for t in plan.targets {
             print([t.service, t.kind, t.address, String(t.port), t.proto.lowercased].joined(separator: "\t"))

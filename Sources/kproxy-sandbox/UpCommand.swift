@@ -58,8 +58,9 @@ struct UpCommand: ParsableCommand {
         let sctp = kernelHasSCTP()
         if !sctp { say("note: this kernel has no SCTP; SCTP ports get no server") }
 
-        let (source, objects) = options.objects()
-        var plan = SandboxPlan(objects: objects, nodeName: options.node, sctp: sctp)
+        var manifests = FollowedManifests(directory: options.manifests)
+        _ = manifests.refresh()
+        var plan = SandboxPlan(objects: manifests.objects, nodeName: options.node, sctp: sctp)
         try reconcile(cluster, to: plan, quiet: true)
         describe(cluster)
         var generation = 1
@@ -69,8 +70,8 @@ struct UpCommand: ParsableCommand {
             var ts = timespec(tv_sec: pollMs / 1000, tv_nsec: (pollMs % 1000) * 1_000_000)
             let sig = sigtimedwait(&signals, nil, &ts)
             if sig == SIGTERM || sig == SIGINT { break }
-            if source.rescan().isEmpty && sig != SIGHUP { continue }
-            let next = SandboxPlan(objects: source.objects, nodeName: options.node, sctp: sctp)
+            if !manifests.refresh() && sig != SIGHUP { continue }
+            let next = SandboxPlan(objects: manifests.objects, nodeName: options.node, sctp: sctp)
             guard next.pods != plan.pods else { continue }
             do {
                 try reconcile(cluster, to: next, quiet: false)

@@ -177,14 +177,18 @@ struct TableBuilderTests {
         #expect(second.table.version == first.table.version)
     }
 
-    /// The incremental diff must always equal a full comparison of the two tables, whatever the
-    /// sequence of changes: a seeded random walk over services, slices and the node.
+    /// The incremental diff must always equal a full comparison of the two tables, and the table
+    /// must equal one built from scratch from the objects in force (the builder keeps digests and
+    /// reuses entries as templates, not the objects), whatever the sequence of changes: a seeded
+    /// random walk over services, slices and the node.
     @Test(arguments: [1, 2, 3, 4, 5] as [UInt64])
     func incrementalDiffMatchesFullComparison(seed: UInt64) {
         var rng = SplitMix(seed: seed)
         var b = TableBuilder(nodeName: "node-a")
         var previous = b.table
+        var live: [ObjectID: KubeObject] = [:]
         for _ in 0..<300 {
+            var event: ObjectEvent?
             let svc = "svc\(rng.next() % 12)"
             switch rng.next() % 7 {
             case 0, 1:
@@ -192,9 +196,9 @@ struct TableBuilderTests {
                 let ports = rng.next() % 3 == 0
                     ? [ServicePort(name: "http", port: 80), ServicePort(name: "dns", protocol: .udp, port: 53)]
                     : [ServicePort(name: "http", port: Int(rng.next() % 3) + 80)]
-                b.apply(.upsert(.service(Make.service(svc, ip: ip, ports: ports) {
+                event = .upsert(.service(Make.service(svc, ip: ip, ports: ports) {
                     if rng.next() % 4 == 0 { $0.spec.internalTrafficPolicy = .local }
-                })))
+                }))
             case 2, 3:
                 let n = Int(rng.next() % 4)
                 let eps = (0..<n).map { i in
@@ -202,21 +206,31 @@ struct TableBuilderTests {
                                   ready: rng.next() % 4 != 0, serving: true, terminating: rng.next() % 3 == 0,
                                   hints: rng.next() % 2 == 0 ? ["zone-a"] : nil)
                 }
-                b.apply(.upsert(.endpointSlice(Make.slice("\(svc)-\(rng.next() % 2)", service: svc,
+                event = .upsert(.endpointSlice(Make.slice("\(svc)-\(rng.next() % 2)", service: svc,
                     ports: [EndpointPort(name: "http", protocol: .tcp, port: 8080),
-                            EndpointPort(name: "dns", protocol: .udp, port: 5353)], endpoints: eps))))
+                            EndpointPort(name: "dns", protocol: .udp, port: 5353)], endpoints: eps)))
             case 4:
-                b.apply(.delete(ObjectID(kind: .service, name: NamespacedName(namespace: "default", name: svc))))
+                event = .delete(ObjectID(kind: .service, name: NamespacedName(namespace: "default", name: svc)))
             case 5:
-                b.apply(.delete(ObjectID(kind: .endpointSlice,
-                                         name: NamespacedName(namespace: "default", name: "\(svc)-\(rng.next() % 2)"))))
+                event = .delete(ObjectID(kind: .endpointSlice,
+                                         name: NamespacedName(namespace: "default", name: "\(svc)-\(rng.next() % 2)")))
             default:
-                b.apply(.upsert(.node(Make.node("node-a", zone: rng.next() % 2 == 0 ? "zone-a" : "zone-b"))))
+                event = .upsert(.node(Make.node("node-a", zone: rng.next() % 2 == 0 ? "zone-a" : "zone-b")))
             }
+            switch event! {
+            case .upsert(let object): live[object.id] = object
+            case .delete(let id): live[id] = nil
+            }
+            b.apply(event!)
             if rng.next() % 3 == 0 {
                 let (table, diff) = b.build()
                 #expect(diff == TableDiff.between(previous, table))
                 previous = table
+                var scratch = TableBuilder(nodeName: "node-a")
+                for id in live.keys.sorted() { scratch.apply(.upsert(live[id]!)) }
+                let fresh = scratch.build().table
+                #expect(fresh.sortedEntries == table.sortedEntries)
+                #expect(fresh.node == table.node)
             }
         }
     }

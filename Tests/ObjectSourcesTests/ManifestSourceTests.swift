@@ -69,7 +69,7 @@ struct ManifestSourceTests {
         let problem = try #require(source.problems.first)
         #expect(problem.file == dir + "/a.yaml")
         #expect(problem.line == 5)
-        #expect(source.objects.count == 1)
+        #expect(source.objectIDs.count == 1)
         // Fixed again: the change is picked up, the problem is gone.
         try write("a.yaml", service("web", ip: "10.96.0.10", port: 8080))
         #expect(source.rescan().count == 1)
@@ -105,6 +105,39 @@ struct ManifestSourceTests {
         }
     }
 
+    /// The source keeps fingerprints, not objects: a definition that takes over is read from its
+    /// file again, and when that file no longer parses there is nothing to hand over.
+    @Test func aTakeOverFromAFileThatNoLongerParsesRemovesTheObjectUntilItIsFixed() throws {
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try write("a.yaml", service("web", ip: "10.96.0.10"))
+        try write("b.yaml", service("web", ip: "10.96.0.20"))
+        let source = ManifestSource(directory: dir)
+        #expect(names(source.rescan()) == ["+Service default/web"])
+        try write("b.yaml", "kind: Service\nmetadata: [\n")
+        #expect(source.rescan().isEmpty, "b's last good version is shadowed by a's")
+        try FileManager.default.removeItem(atPath: dir + "/a.yaml")
+        #expect(names(source.rescan()) == ["-Service default/web"])
+        #expect(source.objectIDs.isEmpty)
+        try write("b.yaml", service("web", ip: "10.96.0.20"))
+        let fixed = source.rescan()
+        guard case .upsert(.service(let s))? = fixed.first, fixed.count == 1 else {
+            Issue.record("expected b's definition, got \(fixed)")
+            return
+        }
+        #expect(s.spec.clusterIP == "10.96.0.20")
+    }
+
+    @Test func unchangedFilesGiveNoEvents() throws {
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try write("a.yaml", service("web", ip: "10.96.0.10"))
+        let source = ManifestSource(directory: dir)
+        #expect(source.rescan().count == 1)
+        #expect(source.rescan().isEmpty)
+        // Rewritten with the same content: read again, but nothing to report.
+        try write("a.yaml", service("web", ip: "10.96.0.10") + "\n")
+        #expect(source.rescan().isEmpty)
+    }
+
     @Test func hiddenFilesAndOtherExtensionsAreIgnoredSubfoldersAreRead() throws {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try write(".web.yaml.swp", service("swap", ip: "10.96.0.10"))
@@ -134,6 +167,6 @@ struct ManifestSourceTests {
         #expect(source.rescan().count == 1)
         try FileManager.default.removeItem(atPath: dir)
         #expect(source.rescan().isEmpty)
-        #expect(source.objects.count == 1)
+        #expect(source.objectIDs.count == 1)
     }
 }

@@ -133,7 +133,7 @@ public struct TableBuilder: Sendable {
             state.ports = fresh.map(\.name)
             services[svc] = state.isEmpty ? nil : state
         }
-        dirty.removeAll(keepingCapacity: true)
+        dirty = []
         pendingTemplates.removeAll()
         nodeDirty = false
         if !diff.isEmpty || nodeInfo != table.node {

@@ -23,7 +23,7 @@ public final class ManifestSource: @unchecked Sendable {
 
     private struct FileState {
         var stamp: FileStamp
-        var fingerprints: [ObjectID: Int]
+        var fingerprints: FingerprintList
         var problems: [ManifestProblem]
     }
 
@@ -35,7 +35,7 @@ public final class ManifestSource: @unchecked Sendable {
 
     private var files: [String: FileState] = [:]
     /// The fingerprint of every object the consumer has been given.
-    private var merged: [ObjectID: Int] = [:]
+    private var merged = FingerprintList()
     private var reportedDuplicates: Set<String> = []
     private var directoryProblem: String?
 
@@ -51,7 +51,7 @@ public final class ManifestSource: @unchecked Sendable {
 
     /// The objects the folder holds now, by identity.
     public var objectIDs: [ObjectID] {
-        lock.withLock { merged.keys.sorted() }
+        lock.withLock { merged.ids }
     }
 
     /// Reads the folder and returns what changed since the last call (every object on the first).
@@ -100,21 +100,21 @@ public final class ManifestSource: @unchecked Sendable {
         let previous = files[path]
         guard let data = FileManager.default.contents(atPath: path) else {
             logger.error("cannot read manifest; keeping its last objects", metadata: ["file": "\(path)"])
-            files[path] = FileState(stamp: stamp, fingerprints: previous?.fingerprints ?? [:],
+            files[path] = FileState(stamp: stamp, fingerprints: previous?.fingerprints ?? FingerprintList(),
                                     problems: [ManifestProblem(file: path, message: "cannot read file")])
             return nil
         }
         guard let text = String(data: data, encoding: .utf8) else {
             let p = ManifestProblem(file: path, message: "not UTF-8 text")
             logger.error("\(p.description); keeping its last objects")
-            files[path] = FileState(stamp: stamp, fingerprints: previous?.fingerprints ?? [:], problems: [p])
+            files[path] = FileState(stamp: stamp, fingerprints: previous?.fingerprints ?? FingerprintList(), problems: [p])
             return nil
         }
         let contents = ManifestDecoder.decode(text, file: path)
         if let syntax = contents.syntaxError {
             logger.error("\(syntax.description); keeping the file's last good objects",
                          metadata: ["file": "\(path)", "line": "\(syntax.line.map(String.init) ?? "?")"])
-            files[path] = FileState(stamp: stamp, fingerprints: previous?.fingerprints ?? [:], problems: [syntax])
+            files[path] = FileState(stamp: stamp, fingerprints: previous?.fingerprints ?? FingerprintList(), problems: [syntax])
             return nil
         }
         var objects: [ObjectID: KubeObject] = [:]
@@ -135,7 +135,7 @@ public final class ManifestSource: @unchecked Sendable {
                 logger.error("\(problem.description); object skipped", metadata: ["file": "\(path)"])
             }
         }
-        files[path] = FileState(stamp: stamp, fingerprints: fingerprints, problems: contents.problems)
+        files[path] = FileState(stamp: stamp, fingerprints: FingerprintList(fingerprints), problems: contents.problems)
         logger.debug("manifest loaded", metadata: ["file": "\(path)", "objects": "\(objects.count)"])
         return objects
     }
@@ -144,42 +144,80 @@ public final class ManifestSource: @unchecked Sendable {
     /// consumer has. `decoded` holds the objects of the files read in this rescan; a winner from a
     /// file not read this time (it took over from a definition that went away) is decoded again.
     private func mergeAndDiff(decoded: inout [String: [ObjectID: KubeObject]]) -> [ObjectEvent] {
-        var next: [ObjectID: Int] = [:]
-        var owner: [ObjectID: String] = [:]
-        for path in files.keys.sorted() {
-            for (id, fingerprint) in files[path]!.fingerprints {
-                if let first = owner[id] {
-                    let key = "\(id)|\(path)"
-                    if reportedDuplicates.insert(key).inserted {
-                        logger.warning("object defined in two files; using the first",
-                                       metadata: ["object": "\(id)", "used": "\(first)", "ignored": "\(path)"])
-                    }
-                    continue
+        struct Winner { var id: ObjectID; var fingerprint: Int; var file: Int }
+        let paths = files.keys.sorted()
+        var ignored: [(id: ObjectID, file: Int)] = []
+        // Merge the files' sorted lists pairwise, the earlier file winning a tie: O(n log files).
+        func merge(_ a: [Winner], _ b: [Winner]) -> [Winner] {
+            var out: [Winner] = []
+            out.reserveCapacity(a.count + b.count)
+            var i = 0, j = 0
+            while i < a.count || j < b.count {
+                if j == b.count || (i < a.count && a[i].id < b[j].id) {
+                    out.append(a[i]); i += 1
+                } else if i == a.count || b[j].id < a[i].id {
+                    out.append(b[j]); j += 1
+                } else {
+                    out.append(a[i]); ignored.append((b[j].id, b[j].file)); i += 1; j += 1
                 }
-                owner[id] = path
-                next[id] = fingerprint
+            }
+            return out
+        }
+        var lists = paths.enumerated().map { file, path in
+            files[path]!.fingerprints.entries.map { Winner(id: $0.id, fingerprint: $0.fingerprint, file: file) }
+        }
+        while lists.count > 1 {
+            lists = stride(from: 0, to: lists.count, by: 2).map { i in
+                i + 1 < lists.count ? merge(lists[i], lists[i + 1]) : lists[i]
             }
         }
-        var events: [ObjectEvent] = []
-        for id in next.keys.sorted() where merged[id] != next[id] {
-            let path = owner[id]!
+        let next = lists.first ?? []
+        for (id, file) in ignored where reportedDuplicates.insert("\(id)|\(paths[file])").inserted {
+            // The file that won overall (a pairwise tie only knows the earlier of two).
+            var low = 0, high = next.count
+            while low < high { let mid = (low + high) / 2; if next[mid].id < id { low = mid + 1 } else { high = mid } }
+            logger.warning("object defined in two files; using the first",
+                           metadata: ["object": "\(id)", "used": "\(paths[next[low].file])", "ignored": "\(paths[file])"])
+        }
+
+        // Walk what the consumer has and what the files say now, both sorted by id.
+        let old = merged.entries
+        var kept: [FingerprintList.Entry] = []
+        kept.reserveCapacity(next.count)
+        var upserts: [ObjectEvent] = []
+        var deletes: [ObjectEvent] = []
+        func handOver(_ w: Winner, replacing: Bool) {
+            let path = paths[w.file]
             if decoded[path] == nil { decoded[path] = decodeAgain(path) }
-            if let object = decoded[path]?[id] {
-                events.append(.upsert(object))
+            if let object = decoded[path]?[w.id] {
+                upserts.append(.upsert(object))
+                kept.append(.init(id: w.id, fingerprint: w.fingerprint))
             } else {
                 // Only its fingerprint is left (that file no longer parses, or the object there became
                 // invalid): there is no version to hand over, so the object goes.
                 logger.error("object removed: its other definition no longer decodes",
-                             metadata: ["object": "\(id)", "file": "\(path)"])
-                files[path]?.fingerprints[id] = nil
-                next[id] = nil
+                             metadata: ["object": "\(w.id)", "file": "\(path)"])
+                files[path]?.fingerprints[w.id] = nil
+                if replacing { deletes.append(.delete(w.id)) }
             }
         }
-        for id in merged.keys.sorted() where next[id] == nil {
-            events.append(.delete(id))
+        var i = 0, j = 0
+        while i < old.count || j < next.count {
+            if j == next.count || (i < old.count && old[i].id < next[j].id) {
+                deletes.append(.delete(old[i].id)); i += 1
+            } else if i == old.count || next[j].id < old[i].id {
+                handOver(next[j], replacing: false); j += 1
+            } else {
+                if old[i].fingerprint != next[j].fingerprint {
+                    handOver(next[j], replacing: true)
+                } else {
+                    kept.append(old[i])
+                }
+                i += 1; j += 1
+            }
         }
-        merged = next
-        return events
+        merged = FingerprintList(sorted: kept)
+        return upserts + deletes
     }
 
     /// The valid objects a file holds now, without touching its recorded state.

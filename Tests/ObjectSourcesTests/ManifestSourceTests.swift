@@ -105,6 +105,31 @@ struct ManifestSourceTests {
         }
     }
 
+    @Test func amongManyFilesTheEarliestDefinitionWinsAndTheNextTakesOver() throws {
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // Files 1, 3 and 4 define "web"; the others hold other services.
+        for i in 0..<6 {
+            let name = [1, 3, 4].contains(i) ? "web" : "svc\(i)"
+            try write("f\(i).yaml", service(name, ip: "10.96.0.\(10 + i)"))
+        }
+        let source = ManifestSource(directory: dir)
+        let first = source.rescan()
+        #expect(first.count == 4)
+        let web = first.compactMap { e -> String? in
+            if case .upsert(.service(let s)) = e, s.metadata.name == "web" { return s.spec.clusterIP }
+            return nil
+        }
+        #expect(web == ["10.96.0.11"])
+        try FileManager.default.removeItem(atPath: dir + "/f1.yaml")
+        let next = source.rescan()
+        guard case .upsert(.service(let s))? = next.first, next.count == 1 else {
+            Issue.record("expected f3's definition, got \(next)")
+            return
+        }
+        #expect(s.spec.clusterIP == "10.96.0.13")
+        #expect(source.objectIDs.count == 4)
+    }
+
     /// The source keeps fingerprints, not objects: a definition that takes over is read from its
     /// file again, and when that file no longer parses there is nothing to hand over.
     @Test func aTakeOverFromAFileThatNoLongerParsesRemovesTheObjectUntilItIsFixed() throws {

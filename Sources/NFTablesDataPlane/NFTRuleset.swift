@@ -63,20 +63,15 @@ public enum NFTRuleset {
 
     /// The element part of a refill: for each non-interval map and set kproxy needs, a flush
     /// and its elements, as one nfnetlink batch (one kernel transaction).
-    static func elementBatch(state: RulesetState, elements: [NFTElement], families: [IPFamily],
+    static func elementBatch(state: RulesetState, elements: NFTElementGroups, families: [IPFamily],
                              firstSequence: UInt32) -> NFTNetlinkBatch {
-        var groups: [NFTShape.Collection: [NFTElement]] = [:]
         var batch = NFTNetlinkBatch(firstSequence: firstSequence)
         for family in families {
-            groups.removeAll(keepingCapacity: true)
-            for e in elements where e.family == family && !e.collection.isInterval {
-                groups[e.collection, default: []].append(e)
-            }
             var collections = NFTShape.Collection.fixed.filter { !$0.isInterval }
             collections += state.picks.items.filter { $0.family == family }.sorted().map(\.map)
             for c in collections {
                 batch.flush(family: family, table: NFTShape.tableName, set: c.name)
-                if let list = groups[c] { add(list, to: &batch) }
+                add(elements[family, c], to: &batch)
             }
         }
         batch.end()
@@ -176,26 +171,6 @@ public enum NFTRuleset {
         return w.text
     }
 
-    /// Drops elements whose key another element already claimed. Cluster IPs and node ports are
-    /// unique by API validation, but two Services may list the same external IP and port; the
-    /// kernel refuses a map with two values for one key, and one bad Service must not stop the
-    /// whole sync. The first claimant's dispatch element and its backends come first in the
-    /// list, so the destination stays consistent (another claimant's extra indexes are unused).
-    static func withoutConflicts(_ elements: [NFTElement]) -> (elements: [NFTElement], conflicts: Set<NFTElementKey>) {
-        var seen = Set<NFTElementKey>(minimumCapacity: elements.count)
-        var out: [NFTElement] = []
-        out.reserveCapacity(elements.count)
-        var conflicts = Set<NFTElementKey>()
-        for e in elements {
-            if e.collection.isShared || seen.insert(NFTElementKey(e)).inserted {
-                out.append(e)
-            } else {
-                conflicts.insert(NFTElementKey(e))
-            }
-        }
-        return (out, conflicts)
-    }
-
     /// An incremental transaction: new pick chains (with their maps) and dispatch chains,
     /// element removals, element additions, then chains and maps nobody uses any more.
     static func incremental(_ delta: RulesetState.Delta) -> String {
@@ -214,6 +189,55 @@ struct FamilyCollection: Hashable, Comparable {
 }
 
 /// An element's identity in its map: family, collection and key, without the value.
+/// A full sync's elements grouped by family and collection, as the element batch writes them,
+/// so that a 50k-service sync holds each element once (no flat list, no regrouped copy).
+struct NFTElementGroups: Sendable {
+    private struct Group: Hashable, Sendable {
+        var family: IPFamily
+        var collection: NFTShape.Collection
+    }
+
+    private var groups: [Group: [NFTElement]] = [:]
+    private(set) var count = 0
+
+    mutating func append(_ e: NFTElement) {
+        groups[Group(family: e.family, collection: e.collection), default: []].append(e)
+        count += 1
+    }
+
+    subscript(family: IPFamily, collection: NFTShape.Collection) -> [NFTElement] {
+        groups[Group(family: family, collection: collection)] ?? []
+    }
+
+    /// Every element (for the rare whole-table replacement through libnftables).
+    var all: [NFTElement] { groups.keys.sorted { ($0.family, $0.collection.name) < ($1.family, $1.collection.name) }.flatMap { groups[$0]! } }
+
+    var intervalElements: [NFTElement] { groups.filter { $0.key.collection.isInterval }.values.flatMap { $0 } }
+
+    /// Drops elements whose key another element of their collection already claimed, and returns
+    /// those keys. Cluster IPs and node ports are unique by API validation, but two Services may
+    /// list the same external IP and port (and manifests have no validation across objects); the
+    /// kernel refuses a map with two values for one key, and one bad Service must not stop the
+    /// whole sync. The first claimant's dispatch element and its backends come first, so the
+    /// destination stays consistent (another claimant's extra indexes are unused). Shared
+    /// collections are deduplicated already.
+    mutating func removeConflicts() -> Set<NFTElementKey> {
+        var conflicts = Set<NFTElementKey>()
+        for (group, list) in groups where !group.collection.isShared {
+            var seen = Set<[NFTField]>(minimumCapacity: list.count)
+            var dropped = Set<Int>()
+            for (i, e) in list.enumerated() where !seen.insert(e.key).inserted {
+                dropped.insert(i)
+                conflicts.insert(NFTElementKey(e))
+            }
+            guard !dropped.isEmpty else { continue }
+            groups[group] = list.enumerated().filter { !dropped.contains($0.offset) }.map(\.element)
+            count -= dropped.count
+        }
+        return conflicts
+    }
+}
+
 struct NFTElementKey: Hashable, Sendable {
     var family: IPFamily
     var collection: NFTShape.Collection

@@ -187,17 +187,16 @@ public final class NFTablesDataPlane: DataPlane, @unchecked Sendable {
                           t0: ContinuousClock.Instant, because reason: String?) throws {
         state = nil
         appliedVersion = nil
-        var elements: [NFTElement] = []
+        var elements = NFTElementGroups()
         let st = RulesetState(table: update.current, families: families) { elements.append($0) }
         var s = NFTSyncStats(kind: .full)
         s.fullBecause = reason
-        let conflicts: Set<NFTElementKey>
-        (elements, conflicts) = NFTRuleset.withoutConflicts(elements)
+        let conflicts = elements.removeConflicts()
         s.conflicts = conflicts.count
         s.elementsAdded = elements.count
         s.chainsAdded = st.chains.count + st.picks.count
         let existing = existingChains(ctx)
-        let declarations = NFTRuleset.fullSync(state: st, elements: elements.filter { $0.collection.isInterval },
+        let declarations = NFTRuleset.fullSync(state: st, elements: elements.intervalElements,
                                                settings: settings, families: families, mode: .refill,
                                                dropInvalid: dropInvalid)
         let batch = NFTRuleset.elementBatch(state: st, elements: elements, families: families,
@@ -218,7 +217,7 @@ public final class NFTablesDataPlane: DataPlane, @unchecked Sendable {
             // The tables' declared shape may differ (an older kproxy), or something else is in
             // the way: replace them whole, every element included, in one transaction.
             s.replacedBecause = "\(first)"
-            let replace = NFTRuleset.fullSync(state: st, elements: elements, settings: settings,
+            let replace = NFTRuleset.fullSync(state: st, elements: elements.all, settings: settings,
                                               families: families, mode: .replace, dropInvalid: dropInvalid)
             do {
                 try ctx.run(replace)

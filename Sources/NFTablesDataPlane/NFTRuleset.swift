@@ -182,37 +182,33 @@ public enum NFTRuleset {
     }
 }
 
-struct FamilyCollection: Hashable, Comparable {
+struct FamilyCollection: Hashable, Comparable, Sendable {
     var family: IPFamily
     var collection: NFTShape.Collection
     static func < (a: Self, b: Self) -> Bool { (a.family, a.collection) < (b.family, b.collection) }
 }
 
-/// An element's identity in its map: family, collection and key, without the value.
 /// A full sync's elements grouped by family and collection, as the element batch writes them,
 /// so that a 50k-service sync holds each element once (no flat list, no regrouped copy).
 struct NFTElementGroups: Sendable {
-    private struct Group: Hashable, Sendable {
-        var family: IPFamily
-        var collection: NFTShape.Collection
-    }
-
-    private var groups: [Group: [NFTElement]] = [:]
+    private var groups: [FamilyCollection: [NFTElement]] = [:]
     private(set) var count = 0
 
     mutating func append(_ e: NFTElement) {
-        groups[Group(family: e.family, collection: e.collection), default: []].append(e)
+        groups[FamilyCollection(family: e.family, collection: e.collection), default: []].append(e)
         count += 1
     }
 
     subscript(family: IPFamily, collection: NFTShape.Collection) -> [NFTElement] {
-        groups[Group(family: family, collection: collection)] ?? []
+        groups[FamilyCollection(family: family, collection: collection)] ?? []
     }
 
     /// Every element (for the rare whole-table replacement through libnftables).
-    var all: [NFTElement] { groups.keys.sorted { ($0.family, $0.collection.name) < ($1.family, $1.collection.name) }.flatMap { groups[$0]! } }
+    var all: [NFTElement] { groups.keys.sorted().flatMap { groups[$0]! } }
 
-    var intervalElements: [NFTElement] { groups.filter { $0.key.collection.isInterval }.values.flatMap { $0 } }
+    var intervalElements: [NFTElement] {
+        groups.keys.filter(\.collection.isInterval).sorted().flatMap { groups[$0]! }
+    }
 
     /// Drops elements whose key another element of their collection already claimed, and returns
     /// those keys. Cluster IPs and node ports are unique by API validation, but two Services may
@@ -238,6 +234,7 @@ struct NFTElementGroups: Sendable {
     }
 }
 
+/// An element's identity in its map: family, collection and key, without the value.
 struct NFTElementKey: Hashable, Sendable {
     var family: IPFamily
     var collection: NFTShape.Collection

@@ -21,26 +21,15 @@ struct FingerprintList: Sendable {
     /// From entries already sorted by id, each id once.
     init(sorted: [Entry]) { entries = sorted }
 
-    var count: Int { entries.count }
     var ids: [ObjectID] { entries.map(\.id) }
-
-    /// The first index whose id is not below `id`.
-    private func lowerBound(_ id: ObjectID) -> Int {
-        var low = 0, high = entries.count
-        while low < high {
-            let mid = (low + high) / 2
-            if entries[mid].id < id { low = mid + 1 } else { high = mid }
-        }
-        return low
-    }
 
     subscript(id: ObjectID) -> Int? {
         get {
-            let i = lowerBound(id)
+            let i = entries.lowerBound(of: id) { $0.id }
             return i < entries.count && entries[i].id == id ? entries[i].fingerprint : nil
         }
         set {
-            let i = lowerBound(id)
+            let i = entries.lowerBound(of: id) { $0.id }
             let present = i < entries.count && entries[i].id == id
             switch (present, newValue) {
             case (true, let value?): entries[i].fingerprint = value
@@ -49,5 +38,17 @@ struct FingerprintList: Sendable {
             case (false, nil): break
             }
         }
+    }
+}
+
+extension Array {
+    /// In an array sorted by id: the first index whose id is not below `id`.
+    func lowerBound(of id: ObjectID, by key: (Element) -> ObjectID) -> Int {
+        var low = 0, high = count
+        while low < high {
+            let mid = (low + high) / 2
+            if key(self[mid]) < id { low = mid + 1 } else { high = mid }
+        }
+        return low
     }
 }

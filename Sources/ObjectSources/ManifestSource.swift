@@ -98,32 +98,21 @@ public final class ManifestSource: @unchecked Sendable {
     /// Reads one file into `files`; returns the objects it decoded (nil when it kept its last good ones).
     private func load(_ path: String, stamp: FileStamp) -> [ObjectID: KubeObject]? {
         let previous = files[path]
-        guard let data = FileManager.default.contents(atPath: path) else {
-            logger.error("cannot read manifest; keeping its last objects", metadata: ["file": "\(path)"])
+        let contents: ManifestContents
+        switch Self.read(path) {
+        case .failure(let problem):
+            logger.error("\(problem.description); keeping the file's last good objects",
+                         metadata: ["file": "\(path)", "line": "\(problem.line.map(String.init) ?? "?")"])
             files[path] = FileState(stamp: stamp, fingerprints: previous?.fingerprints ?? FingerprintList(),
-                                    problems: [ManifestProblem(file: path, message: "cannot read file")])
+                                    problems: [problem])
             return nil
+        case .success(let c):
+            contents = c
         }
-        guard let text = String(data: data, encoding: .utf8) else {
-            let p = ManifestProblem(file: path, message: "not UTF-8 text")
-            logger.error("\(p.description); keeping its last objects")
-            files[path] = FileState(stamp: stamp, fingerprints: previous?.fingerprints ?? FingerprintList(), problems: [p])
-            return nil
-        }
-        let contents = ManifestDecoder.decode(text, file: path)
-        if let syntax = contents.syntaxError {
-            logger.error("\(syntax.description); keeping the file's last good objects",
-                         metadata: ["file": "\(path)", "line": "\(syntax.line.map(String.init) ?? "?")"])
-            files[path] = FileState(stamp: stamp, fingerprints: previous?.fingerprints ?? FingerprintList(), problems: [syntax])
-            return nil
-        }
-        var objects: [ObjectID: KubeObject] = [:]
-        for decoded in contents.objects {
-            if objects[decoded.object.id] != nil {
-                logger.warning("object defined twice in one file; the later one wins",
-                               metadata: ["file": "\(path)", "object": "\(decoded.object.id)"])
-            }
-            objects[decoded.object.id] = decoded.object
+        let (objects, twice) = Self.byID(contents)
+        for id in twice {
+            logger.warning("object defined twice in one file; the later one wins",
+                           metadata: ["file": "\(path)", "object": "\(id)"])
         }
         var fingerprints = objects.mapValues(\.fingerprint)
         for (id, problem) in contents.rejected {
@@ -174,10 +163,9 @@ public final class ManifestSource: @unchecked Sendable {
         let next = lists.first ?? []
         for (id, file) in ignored where reportedDuplicates.insert("\(id)|\(paths[file])").inserted {
             // The file that won overall (a pairwise tie only knows the earlier of two).
-            var low = 0, high = next.count
-            while low < high { let mid = (low + high) / 2; if next[mid].id < id { low = mid + 1 } else { high = mid } }
+            let used = next[next.lowerBound(of: id) { $0.id }].file
             logger.warning("object defined in two files; using the first",
-                           metadata: ["object": "\(id)", "used": "\(paths[next[low].file])", "ignored": "\(paths[file])"])
+                           metadata: ["object": "\(id)", "used": "\(paths[used])", "ignored": "\(paths[file])"])
         }
 
         // Walk what the consumer has and what the files say now, both sorted by id.
@@ -222,14 +210,31 @@ public final class ManifestSource: @unchecked Sendable {
 
     /// The valid objects a file holds now, without touching its recorded state.
     private func decodeAgain(_ path: String) -> [ObjectID: KubeObject] {
-        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
-            return [:]
+        guard case .success(let contents) = Self.read(path) else { return [:] }
+        return Self.byID(contents).objects
+    }
+
+    /// A file decoded, or why it could not be: unreadable, not UTF-8, or a YAML/JSON syntax error.
+    private static func read(_ path: String) -> Result<ManifestContents, ManifestProblem> {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            return .failure(ManifestProblem(file: path, message: "cannot read file"))
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            return .failure(ManifestProblem(file: path, message: "not UTF-8 text"))
         }
         let contents = ManifestDecoder.decode(text, file: path)
-        guard contents.syntaxError == nil else { return [:] }
+        if let syntax = contents.syntaxError { return .failure(syntax) }
+        return .success(contents)
+    }
+
+    /// A file's valid objects by identity (a later definition in the file wins), and the ids defined twice.
+    private static func byID(_ contents: ManifestContents) -> (objects: [ObjectID: KubeObject], twice: [ObjectID]) {
         var objects: [ObjectID: KubeObject] = [:]
-        for decoded in contents.objects { objects[decoded.object.id] = decoded.object }
-        return objects
+        var twice: [ObjectID] = []
+        for decoded in contents.objects {
+            if objects.updateValue(decoded.object, forKey: decoded.object.id) != nil { twice.append(decoded.object.id) }
+        }
+        return (objects, twice)
     }
 
     private func listManifests() throws -> [String] {

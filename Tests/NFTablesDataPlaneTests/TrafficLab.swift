@@ -69,9 +69,12 @@ final class TrafficLab: @unchecked Sendable {
     var nodePath: String { ns.path(node) }
 
     /// One TCP connection from namespace `from`; returns the answer (`pod-a 192.168.50.2`) or the error.
+    /// `timeout` bounds the connect (a dropped SYN shows as "timed out"); once connected, the pod's
+    /// answer is waited for longer, since a busy machine can be slow to fork the shell that echoes it.
     func tcp(_ host: String, _ port: UInt16, from: String? = nil, timeout: Double = 2) -> String {
         let target = host.contains(":") ? "[\(host)]" : host
-        let r = ns.exec(from ?? client, "timeout \(timeout + 1) socat -T\(timeout) - TCP:\(target):\(port),connect-timeout=\(timeout) </dev/null 2>&1")
+        let answerWait = max(timeout, 6)
+        let r = ns.exec(from ?? client, "timeout \(timeout + answerWait + 1) socat -T\(answerWait) - TCP:\(target):\(port),connect-timeout=\(timeout) </dev/null 2>&1")
         return r.output.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 

@@ -43,14 +43,12 @@ struct NFTablesTrafficTests {
             if a.hasPrefix("pod-b") { #expect(a.hasSuffix("10.244.1.2"), "answer: \(a)") }
         }
 
-        // No endpoints, and an unknown port on a known cluster IP: refused at once, not timed out.
-        let clock = ContinuousClock()
-        let t = clock.now
+        // No endpoints, and an unknown port on a known cluster IP: refused (a reset), not timed out
+        // (a dropped SYN would make socat report "Connection timed out" instead).
         let refused = lab.tcp("10.96.0.20", 80)
         #expect(refused.contains("refused"), "no endpoints: \(refused)")
         let unknownPort = lab.tcp("10.96.0.10", 81)
         #expect(unknownPort.contains("refused"), "unknown port: \(unknownPort)")
-        #expect(clock.now - t < .seconds(2))
     }
 }
 
@@ -182,11 +180,12 @@ extension NFTablesTrafficTests {
         let table = Fixture.table(entries)   // synthetic services use 10.96.0.1 – 10.96.7.208
         try await plane.apply(TableUpdate(previous: nil, current: table, diff: nil))
 
-        // A client connects in a loop while the node resyncs and kproxy "restarts".
+        // A client connects in a loop while the node resyncs and kproxy "restarts". A connect that
+        // needs a SYN retransmit (1 s) counts as lost; the answer may take longer on a busy machine.
         let client = Task.detached {
             lab.ns.exec(lab.client, """
                 ok=0; fail=0; for i in $(seq 150); do \
-                  if socat -T1 - TCP:10.96.100.10:80,connect-timeout=1 </dev/null 2>/dev/null | grep -q pod; then ok=$((ok+1)); else fail=$((fail+1)); fi; \
+                  if socat -T6 - TCP:10.96.100.10:80,connect-timeout=1 </dev/null 2>/dev/null | grep -q pod; then ok=$((ok+1)); else fail=$((fail+1)); fi; \
                 done; echo "$ok $fail"
                 """).output
         }

@@ -71,19 +71,21 @@ final class TrafficLab: @unchecked Sendable {
     /// One TCP connection from namespace `from`; returns the answer (`pod-a 192.168.50.2`) or the error.
     /// `timeout` bounds the connect (a dropped SYN shows as "timed out"); once connected, the pod's
     /// answer is waited for longer, since a busy machine can be slow to fork the shell that echoes it.
+    /// (`-t`: socat's stdin is at its end at once, and by default it waits only 0.5 s after that.)
     func tcp(_ host: String, _ port: UInt16, from: String? = nil, timeout: Double = 2) -> String {
         let target = host.contains(":") ? "[\(host)]" : host
         let answerWait = max(timeout, 6)
-        let r = ns.exec(from ?? client, "timeout \(timeout + answerWait + 1) socat -T\(answerWait) - TCP:\(target):\(port),connect-timeout=\(timeout) </dev/null 2>&1")
+        let r = ns.exec(from ?? client, "timeout \(timeout + answerWait + 1) socat -t\(answerWait) -T\(answerWait) - TCP:\(target):\(port),connect-timeout=\(timeout) </dev/null 2>&1")
         return r.output.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     /// A UDP datagram from a fixed source port (the same flow each time); returns the answer, or
-    /// "" when three tries in a row got none (a busy machine can be slow to fork the answer).
+    /// "" when three tries in a row got none (a busy machine can be slow to fork the answer; `-t`
+    /// is how long socat waits for it once its stdin has ended, 0.5 s by default).
     func udp(_ host: String, _ port: UInt16, sourcePort: UInt16, from: String? = nil) -> String {
         let target = host.contains(":") ? "[\(host)]" : host
         for _ in 0..<3 {
-            let r = ns.exec(from ?? client, "echo hi | timeout 4 socat -T3 - UDP:\(target):\(port),sourceport=\(sourcePort),reuseaddr 2>&1")
+            let r = ns.exec(from ?? client, "echo hi | timeout 5 socat -t3 -T3 - UDP:\(target):\(port),sourceport=\(sourcePort),reuseaddr 2>&1")
             let answer = r.output.trimmingCharacters(in: .whitespacesAndNewlines)
             if !answer.isEmpty { return answer }
         }

@@ -185,7 +185,7 @@ extension NFTablesTrafficTests {
         let client = Task.detached {
             lab.ns.exec(lab.client, """
                 ok=0; fail=0; for i in $(seq 150); do \
-                  if socat -T6 - TCP:10.96.100.10:80,connect-timeout=1 </dev/null 2>/dev/null | grep -q pod; then ok=$((ok+1)); else fail=$((fail+1)); fi; \
+                  if socat -t6 -T6 - TCP:10.96.100.10:80,connect-timeout=1 </dev/null 2>/dev/null | grep -q pod; then ok=$((ok+1)); else fail=$((fail+1)); fi; \
                 done; echo "$ok $fail"
                 """).output
         }

@@ -47,17 +47,25 @@ public final class NodeAgent: Sendable {
         self.runner = SyncRunner(schedule: configuration.schedule) { kind in
             let clock = ContinuousClock()
             let start = clock.now
-            let changes = try await controller.sync(kind)
+            let report = try await controller.sync(kind)
             // A big sync (the first, a relist, a periodic full sync) leaves its garbage in malloc's arenas.
-            if kind == .full || changes >= 1_000 { ProcessMemory.returnFreedMemory() }
-            let table = await controller.table
-            logger.debug("synced", metadata: [
-                "kind": "\(kind)", "servicePorts": "\(table.count)", "tableVersion": "\(table.version)",
-                "duration": "\(clock.now - start)",
-            ])
+            if kind == .full || report.changes >= 1_000 { ProcessMemory.returnFreedMemory() }
+            guard logger.logLevel <= .debug else { return }
+            var metadata: Logger.Metadata = [
+                "kind": "\(kind)", "servicePorts": "\(report.servicePorts)", "tableVersion": "\(report.tableVersion)",
+                "changes": "\(report.changes)", "duration": "\(Self.ms(clock.now - start))",
+                "build": "\(Self.ms(report.build))", "metrics": "\(Self.ms(report.observer))",
+            ]
+            for (mode, d) in report.dataPlanes { metadata[mode] = "\(Self.ms(d))" }
+            logger.debug("synced", metadata: metadata)
         }
         self.source = source
         self.logger = logger
+    }
+
+    static func ms(_ d: Duration) -> String {
+        let (s, a) = d.components
+        return String(format: "%.3fms", Double(s) * 1e3 + Double(a) / 1e15)
     }
 
     /// Runs until a termination signal (or the task is cancelled).

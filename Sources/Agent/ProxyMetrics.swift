@@ -21,11 +21,50 @@ public final class ProxyMetrics: SyncObserver, Sendable {
     private let noLocalEndpointsInternal: Gauge
     private let noLocalEndpointsExternal: Gauge
     private let pending = Pending()
+    private let noLocal = NoLocalEndpoints()
 
     private final class Pending: @unchecked Sendable {
         let lock = NSLock()
         var services = 0
         var endpoints = 0
+    }
+
+    /// Services with a Local traffic policy and endpoints, none of them on this node: per policy,
+    /// how many of each service's ports are so. Follows the table's diffs, so a sync that changes
+    /// one service costs one service's work here too.
+    final class NoLocalEndpoints: @unchecked Sendable {
+        private let lock = NSLock()
+        private var internalPorts: [String: Int] = [:]
+        private var externalPorts: [String: Int] = [:]
+
+        /// The numbers of services (internal, external) after `update`.
+        func follow(_ update: TableUpdate) -> (internal: Int, external: Int) {
+            lock.withLock {
+                if let previous = update.previous, let diff = update.diff {
+                    for name in diff.touched {
+                        if let old = previous[name] { count(old, -1) }
+                        if let new = update.current[name] { count(new, 1) }
+                    }
+                } else {
+                    internalPorts.removeAll(keepingCapacity: true)
+                    externalPorts.removeAll(keepingCapacity: true)
+                    for entry in update.current.entries.values { count(entry, 1) }
+                }
+                return (internalPorts.count, externalPorts.count)
+            }
+        }
+
+        private func count(_ entry: ServicePortEntry, _ delta: Int) {
+            guard entry.hasEndpoints && entry.localEndpoints.isEmpty else { return }
+            let service = entry.name.serviceName
+            if entry.internalPolicyIsLocal { Self.add(delta, service, &internalPorts) }
+            if entry.externalPolicyIsLocal { Self.add(delta, service, &externalPorts) }
+        }
+
+        private static func add(_ delta: Int, _ service: String, _ ports: inout [String: Int]) {
+            let n = ports[service, default: 0] + delta
+            ports[service] = n > 0 ? n : nil
+        }
     }
 
     public init(mode: String) {
@@ -79,9 +118,13 @@ public final class ProxyMetrics: SyncObserver, Sendable {
         lastQueuedTimestamp.set(Date().timeIntervalSince1970)
     }
 
-    public func syncFinished(kind: SyncKind, duration: Duration, success: Bool, table: ServiceTable) {
+    public func syncFinished(kind: SyncKind, duration: Duration, success: Bool, update: TableUpdate) {
         syncDuration.record(duration)
         (kind == .full ? fullSyncDuration : partialSyncDuration).record(duration)
+        // The table's own figures, whether or not the data planes took it.
+        let (internalNoLocal, externalNoLocal) = noLocal.follow(update)
+        noLocalEndpointsInternal.set(Double(internalNoLocal))
+        noLocalEndpointsExternal.set(Double(externalNoLocal))
         guard success else {
             syncFailures.increment()
             return
@@ -93,13 +136,6 @@ public final class ProxyMetrics: SyncObserver, Sendable {
         serviceChangesPending.set(Double(0))
         endpointChangesPending.set(Double(0))
         lastSyncTimestamp.set(Date().timeIntervalSince1970)
-        var internalNoLocal = Set<String>(), externalNoLocal = Set<String>()
-        for entry in table.entries.values where entry.hasEndpoints && entry.localEndpoints.isEmpty {
-            if entry.internalPolicyIsLocal { internalNoLocal.insert(entry.name.serviceName) }
-            if entry.externalPolicyIsLocal { externalNoLocal.insert(entry.name.serviceName) }
-        }
-        noLocalEndpointsInternal.set(Double(internalNoLocal.count))
-        noLocalEndpointsExternal.set(Double(externalNoLocal.count))
     }
 
     public func changesProgrammed(latencies: [TimeInterval]) {

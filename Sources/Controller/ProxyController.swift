@@ -9,7 +9,7 @@ public actor ProxyController {
     private var builder: TableBuilder
     private let dataPlanes: [any DataPlane]
     private let logger: Logger
-    /// Per data plane: the table it last applied and the changes since then.
+    /// Per data plane, and last for the observer: the table it last took and the changes since then.
     private var applied: [ServiceTable?]
     private var pendingDiff: [TableDiff]
     public private(set) var status = SyncStatus()
@@ -24,8 +24,8 @@ public actor ProxyController {
         self.dataPlanes = dataPlanes
         self.observer = observer
         self.logger = logger
-        self.applied = Array(repeating: nil, count: dataPlanes.count)
-        self.pendingDiff = Array(repeating: TableDiff(), count: dataPlanes.count)
+        self.applied = Array(repeating: nil, count: dataPlanes.count + 1)
+        self.pendingDiff = Array(repeating: TableDiff(), count: dataPlanes.count + 1)
     }
 
     /// The latest table (after any pending changes are built).
@@ -91,11 +91,22 @@ public actor ProxyController {
         for i in pendingDiff.indices { pendingDiff[i] = pendingDiff[i].followed(by: diff) }
     }
 
+    /// The update that takes consumer `i` (a data plane, or the observer last) to `table`.
+    private func update(for i: Int, to table: ServiceTable, _ kind: SyncKind) -> TableUpdate {
+        let full = kind == .full || applied[i] == nil
+        return TableUpdate(previous: applied[i], current: table, diff: full ? nil : pendingDiff[i])
+    }
+
+    private func took(_ i: Int, _ table: ServiceTable?) {
+        applied[i] = table
+        pendingDiff[i] = TableDiff()
+    }
+
     /// Builds the table and applies it to every data plane. A data plane that fails is given a
-    /// full sync next time; the error is rethrown so the runner backs off and retries. Returns how
-    /// many object changes this sync programmed (counted up to 10,000).
+    /// full sync next time; the error is rethrown so the runner backs off and retries. Returns
+    /// how many object changes it programmed and where its time went.
     @discardableResult
-    public func sync(_ kind: SyncKind) async throws -> Int {
+    public func sync(_ kind: SyncKind) async throws -> SyncReport {
         let clock = ContinuousClock()
         let started = clock.now
         let startedAt = Date()
@@ -103,27 +114,37 @@ public actor ProxyController {
         pendingChangeTimes.removeAll()
         build()
         let table = builder.table
+        var report = SyncReport(tableVersion: table.version, servicePorts: table.count,
+                                changes: programmedChanges.count, build: clock.now - started)
         var firstError: Error?
         for (i, plane) in dataPlanes.enumerated() {
-            let full = kind == .full || applied[i] == nil
-            if !full && pendingDiff[i].isEmpty && applied[i]?.version == table.version { continue }
-            let update = TableUpdate(previous: applied[i], current: table, diff: full ? nil : pendingDiff[i])
+            let update = update(for: i, to: table, kind)
+            if !update.isFullSync && pendingDiff[i].isEmpty && applied[i]?.version == table.version { continue }
+            let planeStarted = clock.now
             do {
                 try await plane.apply(update)
-                applied[i] = table
-                pendingDiff[i] = TableDiff()
+                took(i, table)
             } catch {
-                applied[i] = nil
+                took(i, nil)
                 logger.error("sync failed; will retry with a full sync", metadata: [
                     "mode": "\(plane.mode)", "error": "\(error)", "tableVersion": "\(table.version)",
                 ])
                 firstError = firstError ?? error
             }
+            report.dataPlanes.append((plane.mode, clock.now - planeStarted))
         }
         status.syncs += 1
         status.tableVersion = table.version
         status.servicePorts = table.count
-        observer?.syncFinished(kind: kind, duration: clock.now - started, success: firstError == nil, table: table)
+        if let observer {
+            let observing = clock.now
+            let o = dataPlanes.count
+            let update = update(for: o, to: table, kind)
+            observer.syncFinished(kind: kind, duration: observing - started, success: firstError == nil, update: update)
+            // The observer saw this table whatever the data planes did.
+            took(o, table)
+            report.observer = clock.now - observing
+        }
         if let firstError {
             status.failures += 1
             status.lastError = "\(firstError)"
@@ -138,6 +159,6 @@ public actor ProxyController {
         if !programmedChanges.isEmpty {
             observer?.changesProgrammed(latencies: programmedChanges.map { max(0, now.timeIntervalSince($0)) })
         }
-        return programmedChanges.count
+        return report
     }
 }

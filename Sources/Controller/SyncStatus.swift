@@ -27,10 +27,32 @@ public struct SyncStatus: Sendable, Codable, Equatable {
     }
 }
 
+/// What one sync did: how many object changes it programmed (counted up to 10,000) and where its
+/// time went (building the table, each data plane, the observer), for the agent's debug log.
+public struct SyncReport: Sendable {
+    /// The table this sync programmed.
+    public var tableVersion: UInt64
+    public var servicePorts: Int
+    public var changes: Int
+    public var build: Duration
+    public var dataPlanes: [(mode: String, duration: Duration)] = []
+    public var observer: Duration = .zero
+
+    public init(tableVersion: UInt64, servicePorts: Int, changes: Int, build: Duration) {
+        self.tableVersion = tableVersion
+        self.servicePorts = servicePorts
+        self.changes = changes
+        self.build = build
+    }
+}
+
 /// Receives what happens in the controller; the agent turns it into Prometheus metrics.
 public protocol SyncObserver: Sendable {
     func changesQueued(services: Int, endpoints: Int)
-    func syncFinished(kind: SyncKind, duration: Duration, success: Bool, table: ServiceTable)
+    /// After every sync, with the table it reached and what changed since the observer last saw
+    /// one (so it can follow the table in proportion to the change, like a data plane); a full
+    /// sync, or the first, has no diff.
+    func syncFinished(kind: SyncKind, duration: Duration, success: Bool, update: TableUpdate)
     /// For each change now programmed, how long ago it happened (network programming latency).
     func changesProgrammed(latencies: [TimeInterval])
 }

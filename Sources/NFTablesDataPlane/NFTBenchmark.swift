@@ -18,6 +18,10 @@ public enum NFTBenchmark {
         /// One service's endpoint replaced, incremental: median wall-clock seconds over repeats.
         public var oneServiceUpdateSeconds: Double
         public var oneServiceUpdate: NFTSyncStats
+        /// One service scaled by one endpoint, up and back down in turn (its dispatch chain changes,
+        /// a `goto` in the big verdict map): median wall-clock seconds over repeats.
+        public var oneServiceScaleSeconds: Double
+        public var oneServiceScale: NFTSyncStats
         /// One endpoint of each of 1,000 services (or all, if fewer) replaced in one incremental step.
         public var bulkUpdateSeconds: Double
         public var bulkUpdate: NFTSyncStats
@@ -25,10 +29,10 @@ public enum NFTBenchmark {
         public var cleanupSeconds: Double
 
         public var description: String {
-            String(format: "%6d services × %d endpoints: full sync %.3f s (render %.3f, kernel %.3f, %.1f MB), resync %.3f s, one-service update %.2f ms (%d B), %d-service update %.1f ms, cleanup %.2f s",
+            String(format: "%6d services × %d endpoints: full sync %.3f s (render %.3f, kernel %.3f, %.1f MB), resync %.3f s, one-service update %.2f ms (%d B), scale ±1 %.2f ms, %d-service update %.1f ms, cleanup %.2f s",
                    services, endpoints, fullSyncSeconds, fullSync.renderSeconds, fullSync.kernelSeconds,
                    Double(fullSync.bytes) / 1e6, resyncSeconds, oneServiceUpdateSeconds * 1000, oneServiceUpdate.bytes,
-                   min(services, 1_000), bulkUpdateSeconds * 1000, cleanupSeconds)
+                   oneServiceScaleSeconds * 1000, min(services, 1_000), bulkUpdateSeconds * 1000, cleanupSeconds)
                 + [fullSync.replacedBecause, resync.replacedBecause].compactMap { $0.map { " (replaced: \($0))" } }.joined()
         }
     }
@@ -86,6 +90,26 @@ public enum NFTBenchmark {
                 stats = await plane.lastSyncStats
                 previous = next
             }
+            // The same service gains an endpoint, then loses it again, in turn.
+            var scaleTimes: [Double] = []
+            var scaleStats = NFTSyncStats(kind: .unchanged)
+            for k in 0..<updates {
+                let name = ServicePortName(namespace: "bench", name: "svc-\(n / 2)", port: "", protocol: .tcp)
+                var e = previous[name]!
+                var eps = e.clusterEndpoints
+                if k % 2 == 0 { eps.append(Endpoint(ip: .v4(0x0B10_0000 + UInt32(k + 1)), port: 8080)) } else { eps.removeLast() }
+                e.endpoints = eps
+                e.clusterEndpoints = eps
+                var entries = previous.entries
+                entries[name] = e
+                let next = ServiceTable(version: previous.version + 1, node: node, entries: entries)
+                t = clock.now
+                try await plane.apply(TableUpdate(previous: previous, current: next, diff: TableDiff(changed: [name])))
+                scaleTimes.append(seconds(clock.now - t))
+                scaleStats = await plane.lastSyncStats
+                previous = next
+            }
+            scaleTimes.sort()
             // 1,000 services at once: the first endpoint of each moves.
             var entries = previous.entries
             var changed = Set<ServicePortName>()
@@ -109,7 +133,8 @@ public enum NFTBenchmark {
             times.sort()
             results.append(Result(services: n, endpoints: endpoints, fullSync: fullStats, fullSyncSeconds: full,
                                   resyncSeconds: resync, resync: resyncStats, oneServiceUpdateSeconds: times[times.count / 2],
-                                  oneServiceUpdate: stats, bulkUpdateSeconds: bulkSeconds, bulkUpdate: bulkStats,
+                                  oneServiceUpdate: stats, oneServiceScaleSeconds: scaleTimes[scaleTimes.count / 2],
+                                  oneServiceScale: scaleStats, bulkUpdateSeconds: bulkSeconds, bulkUpdate: bulkStats,
                                   cleanupSeconds: cleanupSeconds))
         }
         return results

@@ -80,16 +80,25 @@ final class TrafficLab: @unchecked Sendable {
     }
 
     /// A UDP datagram from a fixed source port (the same flow each time); returns the answer, or
-    /// "" when three tries in a row got none (a busy machine can be slow to fork the answer; `-t`
+    /// "" when five tries in a row got none (a busy machine can be slow to fork the answer; `-t`
     /// is how long socat waits for it once its stdin has ended, 0.5 s by default).
     func udp(_ host: String, _ port: UInt16, sourcePort: UInt16, from: String? = nil) -> String {
         let target = host.contains(":") ? "[\(host)]" : host
-        for _ in 0..<3 {
-            let r = ns.exec(from ?? client, "echo hi | timeout 5 socat -t3 -T3 - UDP:\(target):\(port),sourceport=\(sourcePort),reuseaddr 2>&1")
+        for _ in 0..<5 {
+            let r = ns.exec(from ?? client, "echo hi | timeout 6 socat -t4 -T4 - UDP:\(target):\(port),sourceport=\(sourcePort),reuseaddr 2>&1")
             let answer = r.output.trimmingCharacters(in: .whitespacesAndNewlines)
             if !answer.isEmpty { return answer }
         }
         return ""
+    }
+
+    /// The node's UDP conntrack entries and the pods' UDP sockets, for a failure's message.
+    func udpState() -> String {
+        var out = "node conntrack:\n" + ns.exec(node, "conntrack -L -p udp 2>&1").output
+        for (pod, name) in pods.sorted(by: { $0.key < $1.key }) {
+            out += "\(pod) sockets:\n" + ns.exec(name, "ss -uanp 2>&1").output
+        }
+        return out
     }
 
     /// The pods that answered `count` connections (counts by pod name, plus errors under "error").

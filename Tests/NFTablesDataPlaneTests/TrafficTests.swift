@@ -129,7 +129,7 @@ extension NFTablesTrafficTests {
 
         // UDP: the client's flow goes to pod-a.
         let before = lab.udp("10.96.0.53", 53, sourcePort: 40053)
-        #expect(before.hasPrefix("pod-a"), "udp before: \(before)")
+        #expect(before.hasPrefix("pod-a"), "udp before: \(before)\n\(before.isEmpty ? lab.udpState() : "")")
 
         // Incremental: web loses pod-b, dns moves to pod-b.
         var web2 = web
@@ -148,7 +148,7 @@ extension NFTablesTrafficTests {
         #expect(after == ["pod-a": 10], "removed endpoint still used: \(after)")
         // Same UDP source port: the stale conntrack entry was deleted, so the flow moves.
         let moved = lab.udp("10.96.0.53", 53, sourcePort: 40053)
-        #expect(moved.hasPrefix("pod-b"), "udp after: \(moved)")
+        #expect(moved.hasPrefix("pod-b"), "udp after: \(moved)\n\(moved.isEmpty ? lab.udpState() : "")")
 
         // Affinity memory survives a full resync.
         let pod = stuck.keys.first ?? ""

@@ -66,14 +66,14 @@ public final class HealthCheckNodePorts: DataPlane, @unchecked Sendable {
                 localEndpoints: Set(entry.localEndpoints.map(\.ip)).count, serviceProxyHealthy: true)
             touchedPorts.insert(port)
         }
-        if let previous = update.previous, let diff = update.diff {
-            for name in diff.touched {
-                if let port = previous[name]?.healthCheckNodePort {
-                    entries[port]?[name] = nil
+        if let changes = update.changedEntries {
+            for (before, after) in changes {
+                if let before, let port = before.healthCheckNodePort {
+                    entries[port]?[before.name] = nil
                     if entries[port]?.isEmpty == true { entries[port] = nil }
                     touchedPorts.insert(port)
                 }
-                if let entry = update.current[name] { add(entry) }
+                if let after { add(after) }
             }
         } else {
             touchedPorts = Set(entries.keys)

@@ -40,10 +40,10 @@ public final class ProxyMetrics: SyncObserver, Sendable {
         /// The numbers of services (internal, external) after `update`.
         func follow(_ update: TableUpdate) -> (internal: Int, external: Int) {
             lock.withLock {
-                if let previous = update.previous, let diff = update.diff {
-                    for name in diff.touched {
-                        if let old = previous[name] { count(old, -1) }
-                        if let new = update.current[name] { count(new, 1) }
+                if let changes = update.changedEntries {
+                    for (before, after) in changes {
+                        if let before { count(before, -1) }
+                        if let after { count(after, 1) }
                     }
                 } else {
                     internalPorts.removeAll(keepingCapacity: true)

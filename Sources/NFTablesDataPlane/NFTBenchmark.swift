@@ -71,45 +71,33 @@ public enum NFTBenchmark {
             let resyncStats = await plane.lastSyncStats
 
             var previous = table
-            var times: [Double] = []
-            var stats = NFTSyncStats(kind: .unchanged)
-            for k in 0..<updates {
-                // Service in the middle: its last endpoint moves to a fresh address.
+            // `updates` incremental steps on the service in the middle, each editing its endpoint
+            // list; the median wall-clock seconds and the last step's statistics.
+            func timedUpdates(_ edit: (inout [Endpoint], Int) -> Void) async throws -> (Double, NFTSyncStats) {
+                var times: [Double] = []
+                var stats = NFTSyncStats(kind: .unchanged)
                 let name = ServicePortName(namespace: "bench", name: "svc-\(n / 2)", port: "", protocol: .tcp)
-                var e = previous[name]!
-                var eps = e.clusterEndpoints
-                eps[eps.count - 1].ip = .v4(0x0B00_0000 + UInt32(k + 1))
-                e.endpoints = eps
-                e.clusterEndpoints = eps
-                var entries = previous.entries
-                entries[name] = e
-                let next = ServiceTable(version: previous.version + 1, node: node, entries: entries)
-                t = clock.now
-                try await plane.apply(TableUpdate(previous: previous, current: next, diff: TableDiff(changed: [name])))
-                times.append(seconds(clock.now - t))
-                stats = await plane.lastSyncStats
-                previous = next
+                for k in 0..<updates {
+                    var e = previous[name]!
+                    edit(&e.clusterEndpoints, k)
+                    e.endpoints = e.clusterEndpoints
+                    var entries = previous.entries
+                    entries[name] = e
+                    let next = ServiceTable(version: previous.version + 1, node: node, entries: entries)
+                    let t = clock.now
+                    try await plane.apply(TableUpdate(previous: previous, current: next, diff: TableDiff(changed: [name])))
+                    times.append(seconds(clock.now - t))
+                    stats = await plane.lastSyncStats
+                    previous = next
+                }
+                return (times.sorted()[times.count / 2], stats)
             }
-            // The same service gains an endpoint, then loses it again, in turn.
-            var scaleTimes: [Double] = []
-            var scaleStats = NFTSyncStats(kind: .unchanged)
-            for k in 0..<updates {
-                let name = ServicePortName(namespace: "bench", name: "svc-\(n / 2)", port: "", protocol: .tcp)
-                var e = previous[name]!
-                var eps = e.clusterEndpoints
+            // Its last endpoint moves to a fresh address.
+            let (updateSeconds, stats) = try await timedUpdates { eps, k in eps[eps.count - 1].ip = .v4(0x0B00_0000 + UInt32(k + 1)) }
+            // It gains an endpoint, then loses it again, in turn.
+            let (scaleSeconds, scaleStats) = try await timedUpdates { eps, k in
                 if k % 2 == 0 { eps.append(Endpoint(ip: .v4(0x0B10_0000 + UInt32(k + 1)), port: 8080)) } else { eps.removeLast() }
-                e.endpoints = eps
-                e.clusterEndpoints = eps
-                var entries = previous.entries
-                entries[name] = e
-                let next = ServiceTable(version: previous.version + 1, node: node, entries: entries)
-                t = clock.now
-                try await plane.apply(TableUpdate(previous: previous, current: next, diff: TableDiff(changed: [name])))
-                scaleTimes.append(seconds(clock.now - t))
-                scaleStats = await plane.lastSyncStats
-                previous = next
             }
-            scaleTimes.sort()
             // 1,000 services at once: the first endpoint of each moves.
             var entries = previous.entries
             var changed = Set<ServicePortName>()
@@ -130,10 +118,9 @@ public enum NFTBenchmark {
             t = clock.now
             try await plane.cleanup()
             let cleanupSeconds = seconds(clock.now - t)
-            times.sort()
             results.append(Result(services: n, endpoints: endpoints, fullSync: fullStats, fullSyncSeconds: full,
-                                  resyncSeconds: resync, resync: resyncStats, oneServiceUpdateSeconds: times[times.count / 2],
-                                  oneServiceUpdate: stats, oneServiceScaleSeconds: scaleTimes[scaleTimes.count / 2],
+                                  resyncSeconds: resync, resync: resyncStats, oneServiceUpdateSeconds: updateSeconds,
+                                  oneServiceUpdate: stats, oneServiceScaleSeconds: scaleSeconds,
                                   oneServiceScale: scaleStats, bulkUpdateSeconds: bulkSeconds, bulkUpdate: bulkStats,
                                   cleanupSeconds: cleanupSeconds))
         }

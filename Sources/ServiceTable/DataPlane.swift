@@ -15,6 +15,14 @@ public struct TableUpdate: Sendable {
     }
 
     public var isFullSync: Bool { diff == nil || previous == nil }
+
+    /// What an incremental update changes, entry by entry: for each touched name, the entry
+    /// before (nil: added) and after (nil: removed). Nil for a full sync, where a follower starts
+    /// over from `current`.
+    public var changedEntries: [(before: ServicePortEntry?, after: ServicePortEntry?)]? {
+        guard let previous, let diff else { return nil }
+        return diff.touched.map { (previous[$0], current[$0]) }
+    }
 }
 
 /// Node-wide settings every mode honours, named as kube-proxy names them.

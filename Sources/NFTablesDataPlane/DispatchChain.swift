@@ -109,7 +109,10 @@ struct DispatchChain: Hashable, Sendable, Comparable {
 
     func rules(_ f: NFTFamily) -> [String] {
         let a = f.payload
-        var rules: [String] = []
+        // The chain's number rode here in the skb priority (see `NFTShape`): reset it to 0, the
+        // priority nearly every packet has here, whatever happens next (a priority a socket set
+        // with SO_PRIORITY is lost for the first packet of its connections to services).
+        var rules = ["meta priority set none"]
         if shortCircuitCount > 0 {
             // External policy Local, but the client is a pod on this node or the node itself:
             // use every endpoint, as kube-proxy does (the node's own traffic is masqueraded).

@@ -9,6 +9,8 @@ enum NFTField: Hashable, Sendable {
     case mark(UInt32)
     /// A prefix in an interval set.
     case cidr(CIDR)
+    /// A dispatch chain's number (the key of `@dispatch-chains`).
+    case dispatchNumber(UInt32)
 
     var text: String {
         switch self {
@@ -17,14 +19,20 @@ enum NFTField: Hashable, Sendable {
         case .port(let p): return String(p)
         case .mark(let m): return String(m)
         case .cidr(let c): return c.description
+        case .dispatchNumber(let n): return NFTShape.classid(n)
         }
     }
 }
 
 /// What a map element maps to.
 enum NFTValue: Hashable, Sendable {
+    /// A verdict (`@dispatch-chains` only).
     case goto(String)
-    case drop
+    /// A destination's dispatch chain, as the renderer names it; `RulesetState` turns it into
+    /// the chain's number (`dispatchNumber`) before anything is written.
+    case dispatch(DispatchChain)
+    /// A dispatch chain's number (`@service-ips`, `@service-nodeports`).
+    case dispatchNumber(UInt32)
     case endpoint(IPAddress, UInt16)
     /// An affinity slot.
     case mark(UInt32)
@@ -32,7 +40,9 @@ enum NFTValue: Hashable, Sendable {
     var text: String {
         switch self {
         case .goto(let chain): return "goto \(chain)"
-        case .drop: return "drop"
+        // Not nft syntax: an unresolved value must never reach the kernel.
+        case .dispatch(let chain): return "<\(chain.name)>"
+        case .dispatchNumber(let n): return NFTShape.classid(n)
         case .endpoint(let ip, let port): return "\(ip) . \(port)"
         case .mark(let m): return String(m)
         }
@@ -84,24 +94,23 @@ enum ElementRenderer {
         func add(_ coll: NFTShape.Collection, _ key: [NFTField], _ value: NFTValue? = nil) {
             c.elements.append(NFTElement(family: family, collection: coll, key: key, value: value))
         }
-        /// Where traffic goes when there is no endpoint to send it to: rejected when the service
-        /// has no endpoint at all, dropped when a Local policy leaves none on this node.
-        let noEndpoint: NFTValue = entry.hasEndpoints ? .drop : .goto("reject-chain")
-
-        /// Dispatch for one destination key (`addr . proto . port` or `proto . port`).
+        /// Dispatch for one destination key (`addr . proto . port` or `proto . port`). Without an
+        /// endpoint to send it to, traffic is rejected when the service has none at all
+        /// (`noEndpoint`), dropped when a Local policy leaves none on this node (`noLocalEndpoint`).
         func dispatch(_ key: [NFTField], role: DispatchChain.Role, endpoints: [Endpoint],
-                      entryMap: NFTShape.Collection, noEndpointMap: NFTShape.Collection) {
+                      entryMap: NFTShape.Collection,
+                      noEndpoint: NFTShape.Collection, noLocalEndpoint: NFTShape.Collection) {
             // Local roles: clients on this node use every endpoint instead (kube-proxy's short circuit).
             let shortCircuit = role.isLocal ? ofFamily(entry.clusterEndpoints) : []
             if endpoints.isEmpty {
-                add(noEndpointMap, key, noEndpoint)
+                add(entry.hasEndpoints ? noLocalEndpoint : noEndpoint, key)
                 if shortCircuit.isEmpty { return }
             }
             let chain = DispatchChain(family: family, role: role, endpointCount: endpoints.count,
                                       affinityTimeout: endpoints.isEmpty ? nil : affinity,
                                       shortCircuitCount: shortCircuit.count)
             c.chains.append(chain)
-            add(entryMap, key, .goto(chain.name))
+            add(entryMap, key, .dispatch(chain))
             if chain.affinityTimeout != nil {
                 let (backends, slots) = chain.affinityMaps
                 for (i, slot) in chain.affinitySlots(endpoints).enumerated() {
@@ -120,14 +129,16 @@ enum ElementRenderer {
 
         add(.clusterIPs, [.address(clusterIP)])
         dispatch([.address(clusterIP), proto, port], role: .clusterIP, endpoints: internalEPs,
-                 entryMap: .serviceIPs, noEndpointMap: .noEndpointServices)
+                 entryMap: .serviceIPs,
+                 noEndpoint: .noEndpointServices, noLocalEndpoint: .noLocalEndpointServices)
 
         let externalRole: DispatchChain.Role = entry.externalPolicyIsLocal ? .externalLocal : .external
         let externalIPs = entry.externalIPs.isEmpty && entry.loadBalancerIPs.isEmpty ? []
             : Array(Set(entry.externalIPs.of(family) + entry.loadBalancerIPs.of(family))).sorted()
         for ip in externalIPs {
             dispatch([.address(ip), proto, port], role: externalRole, endpoints: external,
-                     entryMap: .serviceIPs, noEndpointMap: .noEndpointServices)
+                     entryMap: .serviceIPs,
+                     noEndpoint: .noEndpointServices, noLocalEndpoint: .noLocalEndpointServices)
         }
         // As kube-proxy: source ranges are split by family, and a family without any is unrestricted.
         let ranges = minimalCover(entry.loadBalancerSourceRanges.filter { $0.family == family })
@@ -144,7 +155,8 @@ enum ElementRenderer {
         }
         if let nodePort = entry.nodePort {
             dispatch([proto, .port(nodePort)], role: entry.externalPolicyIsLocal ? .nodePortLocal : .nodePort,
-                     endpoints: external, entryMap: .nodePorts, noEndpointMap: .noEndpointNodePorts)
+                     endpoints: external, entryMap: .nodePorts,
+                     noEndpoint: .noEndpointNodePorts, noLocalEndpoint: .noLocalEndpointNodePorts)
         }
         // Hairpin: only a pod on this node can reach itself through this node's rules.
         let local = (internalEPs + external + (entry.externalPolicyIsLocal ? ofFamily(entry.clusterEndpoints) : []))

@@ -10,6 +10,7 @@ public enum NFTRuleset {
                               families: [IPFamily] = IPFamily.allCases) -> String {
         var elements: [NFTElement] = []
         let state = RulesetState(table: table, families: families) { elements.append($0) }
+        elements = elements.map(state.resolved)
         return fullSync(state: state, elements: elements, settings: settings, families: families, mode: .fresh)
     }
 
@@ -88,7 +89,8 @@ public enum NFTRuleset {
             case nil: break
             case .endpoint(let ip, let port)?: b.data([.address(ip), .port(port)])
             case .goto(let chain)?: b.verdict(code: -4, chain: chain)     // NFT_GOTO
-            case .drop?: b.verdict(code: 0, chain: nil)                    // NF_DROP
+            case .dispatchNumber(let n)?: b.data([.dispatchNumber(n)])
+            case .dispatch(let chain)?: preconditionFailure("unresolved dispatch chain \(chain.name)")
             case .mark(let m)?: b.data([.mark(m)])
             }
         }
@@ -201,6 +203,13 @@ struct NFTElementGroups: Sendable {
 
     subscript(family: IPFamily, collection: NFTShape.Collection) -> [NFTElement] {
         groups[FamilyCollection(family: family, collection: collection)] ?? []
+    }
+
+    /// Gives destinations their dispatch chain's number (`RulesetState.resolved`).
+    mutating func resolve(with state: RulesetState) {
+        for (group, list) in groups where group.collection == .serviceIPs || group.collection == .nodePorts {
+            groups[group] = list.map(state.resolved)
+        }
     }
 
     /// Every element (for the rare whole-table replacement through libnftables).

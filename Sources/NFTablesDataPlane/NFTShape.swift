@@ -2,12 +2,21 @@ import NetworkTypes
 import ServiceTable
 
 /// The fixed part of kproxy's ruleset: its named maps and sets, and the base chains that look
-/// traffic up in them. Dispatch is O(1) whatever the number of services: a packet is matched by
-/// one verdict-map lookup on `daddr . l4proto . dport` (or `l4proto . dport` for node ports),
-/// which jumps to a shared dispatch chain per endpoint count (see `DispatchChain`); that chain
-/// picks an endpoint with one lookup in a backends map keyed `daddr . l4proto . dport . index`.
-/// Everything that changes with services is an element of a named map, so a sync is a set of
-/// element changes and the number of chains stays small.
+/// traffic up in them. Dispatch is O(1) whatever the number of services: a packet's
+/// `daddr . l4proto . dport` (or `l4proto . dport` for node ports) is looked up in a data map
+/// that gives the number of its shared dispatch chain (see `DispatchChain`), and that number in
+/// the small verdict map `@dispatch-chains`; the chain picks an endpoint with one lookup in a
+/// backends map keyed `daddr . l4proto . dport`. Everything that changes with services is an
+/// element of a named map, so a sync is a set of element changes and the number of chains stays
+/// small.
+///
+/// No per-service element is a verdict. The kernel validates a whole table (every element of
+/// every verdict map reachable from a base chain) whenever a transaction adds a `goto` or `jump`;
+/// with one verdict per service that cost ~25 ms at 50k services each time a service changed
+/// dispatch chain (scaled by one endpoint). The chain number travels from one lookup to the next
+/// in the packet's skb priority (nft 1.0.6 cannot feed one lookup into another within a rule),
+/// which the dispatch chain resets to 0: only the first packet of a new connection passes
+/// through, and the packet mark, which CNIs and policy routing use, stays untouched.
 public enum NFTShape {
     public static let tableName = "kproxy"
     /// kube-proxy's masquerade mark bit.
@@ -17,10 +26,12 @@ public enum NFTShape {
 
     /// The named maps and sets whose elements come from the service table.
     enum Collection: Hashable, Sendable, Comparable {
-        /// `daddr . l4proto . dport` of cluster, external and load-balancer IPs → `goto` dispatch chain.
+        /// `daddr . l4proto . dport` of cluster, external and load-balancer IPs → dispatch chain number.
         case serviceIPs
-        /// `l4proto . dport` of node ports → `goto` dispatch chain.
+        /// `l4proto . dport` of node ports → dispatch chain number.
         case nodePorts
+        /// Dispatch chain number → `goto` the chain: one element per dispatch chain in use.
+        case dispatchChains
         /// Endpoint number `i` of every service destination with more than `i` endpoints:
         /// `daddr . l4proto . dport` → endpoint `addr . port`. One map per index (created while some
         /// service has that many endpoints), so no map key needs the random number itself.
@@ -39,9 +50,12 @@ public enum NFTShape {
         case nodePortAffinitySlots
         /// Every cluster IP: traffic still addressed to one after DNAT is rejected (unknown port).
         case clusterIPs
-        /// Service ports with no usable endpoint → `goto reject-chain` or `drop`.
+        /// Service ports without any endpoint: rejected.
         case noEndpointServices
         case noEndpointNodePorts
+        /// Service ports whose Local policy leaves no endpoint on this node: dropped.
+        case noLocalEndpointServices
+        case noLocalEndpointNodePorts
         /// Load-balancer `daddr . l4proto . dport` restricted by `loadBalancerSourceRanges`…
         case firewallIPs
         /// … and the `daddr . l4proto . dport . saddr-range` allowed to reach them.
@@ -54,9 +68,9 @@ public enum NFTShape {
 
         /// The collections that always exist (per-index backends maps come and go with their pick chains).
         static let fixed: [Collection] = [
-            .serviceIPs, .nodePorts, .backendsAffinity, .nodePortBackendsAffinity, .affinitySlots,
+            .serviceIPs, .nodePorts, .dispatchChains, .backendsAffinity, .nodePortBackendsAffinity, .affinitySlots,
             .nodePortAffinitySlots, .clusterIPs,
-            .noEndpointServices, .noEndpointNodePorts, .firewallIPs, .firewallAllow, .hairpin,
+            .noEndpointServices, .noEndpointNodePorts, .noLocalEndpointServices, .noLocalEndpointNodePorts, .firewallIPs, .firewallAllow, .hairpin,
             .clusterCIDRs, .nodePortAddresses,
         ]
 
@@ -64,6 +78,7 @@ public enum NFTShape {
             switch self {
             case .serviceIPs: return "service-ips"
             case .nodePorts: return "service-nodeports"
+            case .dispatchChains: return "dispatch-chains"
             case .backends(let i): return "backends-\(i)"
             case .nodePortBackends(let i): return "nodeport-backends-\(i)"
             case .clusterBackends(let i): return "ext-cluster-backends-\(i)"
@@ -75,6 +90,8 @@ public enum NFTShape {
             case .clusterIPs: return "cluster-ips"
             case .noEndpointServices: return "no-endpoint-services"
             case .noEndpointNodePorts: return "no-endpoint-nodeports"
+            case .noLocalEndpointServices: return "no-local-endpoint-services"
+            case .noLocalEndpointNodePorts: return "no-local-endpoint-nodeports"
             case .firewallIPs: return "firewall-ips"
             case .firewallAllow: return "firewall-allow"
             case .hairpin: return "hairpin"
@@ -101,9 +118,9 @@ public enum NFTShape {
         /// Maps carry a value per key; sets do not.
         var isMap: Bool {
             switch self {
-            case .serviceIPs, .nodePorts, .backends, .nodePortBackends, .clusterBackends, .nodePortClusterBackends,
-                 .backendsAffinity, .nodePortBackendsAffinity, .affinitySlots, .nodePortAffinitySlots,
-                 .noEndpointServices, .noEndpointNodePorts: return true
+            case .serviceIPs, .nodePorts, .dispatchChains, .backends, .nodePortBackends, .clusterBackends,
+                 .nodePortClusterBackends, .backendsAffinity, .nodePortBackendsAffinity, .affinitySlots,
+                 .nodePortAffinitySlots: return true
             default: return false
             }
         }
@@ -115,10 +132,16 @@ public enum NFTShape {
             let t = f.addressType
             let body: String
             switch self {
-            case .serviceIPs, .noEndpointServices:
-                body = "type \(t) . inet_proto . inet_service : verdict;"
-            case .nodePorts, .noEndpointNodePorts:
-                body = "type inet_proto . inet_service : verdict;"
+            case .serviceIPs:
+                body = "type \(t) . inet_proto . inet_service : classid;"
+            case .nodePorts:
+                body = "type inet_proto . inet_service : classid;"
+            case .dispatchChains:
+                body = "type classid : verdict;"
+            case .noEndpointServices, .noLocalEndpointServices:
+                body = "type \(t) . inet_proto . inet_service;"
+            case .noEndpointNodePorts, .noLocalEndpointNodePorts:
+                body = "type inet_proto . inet_service;"
             case .backends, .clusterBackends:
                 body = "type \(t) . inet_proto . inet_service : \(t) . inet_service;"
             case .nodePortBackends, .nodePortClusterBackends:
@@ -178,9 +201,12 @@ public enum NFTShape {
             ? "fib daddr type local \(a) daddr != \(f.loopback)"
             : (npOfFamily.isEmpty ? nil : "fib daddr type local \(a) daddr @\(Collection.nodePortAddresses.name)")
 
-        var services = ["\(key) vmap @\(Collection.serviceIPs.name)"]
+        // The destination's dispatch chain number rides in the skb priority from one lookup to
+        // the next; a destination that is no service misses the first and is left untouched.
+        let dispatch = "meta priority vmap @\(Collection.dispatchChains.name)"
+        var services = ["meta priority set \(key) map @\(Collection.serviceIPs.name) \(dispatch)"]
         if let m = nodePortMatch {
-            services.append("\(m) meta l4proto . th dport vmap @\(Collection.nodePorts.name)")
+            services.append("\(m) meta priority set meta l4proto . th dport map @\(Collection.nodePorts.name) \(dispatch)")
         }
 
         var masquerade = [
@@ -197,10 +223,12 @@ public enum NFTShape {
 
         var endpointCheck = [
             "ct status dnat return",
-            "\(key) vmap @\(Collection.noEndpointServices.name)",
+            "\(key) @\(Collection.noEndpointServices.name) goto reject-chain",
+            "\(key) @\(Collection.noLocalEndpointServices.name) drop",
         ]
         if let m = nodePortMatch {
-            endpointCheck.append("\(m) meta l4proto . th dport vmap @\(Collection.noEndpointNodePorts.name)")
+            endpointCheck.append("\(m) meta l4proto . th dport @\(Collection.noEndpointNodePorts.name) goto reject-chain")
+            endpointCheck.append("\(m) meta l4proto . th dport @\(Collection.noLocalEndpointNodePorts.name) drop")
         }
         // Still addressed to a cluster IP after DNAT: a port the service does not have.
         endpointCheck.append("\(a) daddr @\(Collection.clusterIPs.name) goto reject-chain")
@@ -243,4 +271,7 @@ public enum NFTShape {
     }
 
     static func hex(_ v: UInt32) -> String { "0x" + String(v, radix: 16) }
+
+    /// A dispatch chain number as nft writes a `classid` (the skb priority's type): `major:minor` in hex.
+    static func classid(_ n: UInt32) -> String { String(n >> 16, radix: 16) + ":" + String(n & 0xffff, radix: 16) }
 }

@@ -189,6 +189,7 @@ public final class NFTablesDataPlane: DataPlane, @unchecked Sendable {
         appliedVersion = nil
         var elements = NFTElementGroups()
         let st = RulesetState(table: update.current, families: families) { elements.append($0) }
+        elements.resolve(with: st)
         var s = NFTSyncStats(kind: .full)
         s.fullBecause = reason
         let conflicts = elements.removeConflicts()

@@ -11,6 +11,11 @@ struct RulesetState: Sendable {
     private(set) var shared = SharedCounts()
     private(set) var chains = Counted<DispatchChain>()
     private(set) var picks = Counted<PickChain>()
+    /// The number of each dispatch chain in use: what `@service-ips` and `@service-nodeports` map
+    /// a destination to, and `@dispatch-chains` maps to the chain. A full sync numbers the chains
+    /// 1, 2, … in order; a chain that appears later gets the next number never used since.
+    private(set) var dispatchNumbers: [DispatchChain: UInt32] = [:]
+    private var nextDispatchNumber: UInt32 = 1
     /// Keys several service ports claimed at the last full sync (only one was programmed): an
     /// incremental step touching one of them is done as a full sync instead.
     var conflicts = Set<NFTElementKey>()
@@ -30,7 +35,9 @@ struct RulesetState: Sendable {
 
     init() {}
 
-    /// The state of a whole table; every element is handed to `sink` once (shared ones deduplicated).
+    /// The state of a whole table; every element is handed to `sink` once (shared ones deduplicated),
+    /// the `@dispatch-chains` elements last. Destinations come with their dispatch chain named
+    /// (`NFTValue.dispatch`): pass them through `resolved(_:)` before writing them.
     init(table: ServiceTable, families: [IPFamily], elements sink: (NFTElement) -> Void = { _ in }) {
         var ignored = Delta()
         for entry in table.entries.values {
@@ -48,6 +55,28 @@ struct RulesetState: Sendable {
                 }
             }
         }
+        for ch in chains.items.sorted() { sink(number(ch)) }
+    }
+
+    /// Numbers a dispatch chain that just appeared; returns its `@dispatch-chains` element.
+    private mutating func number(_ chain: DispatchChain) -> NFTElement {
+        let n = nextDispatchNumber
+        nextDispatchNumber += 1
+        dispatchNumbers[chain] = n
+        return Self.dispatchElement(chain, n)
+    }
+
+    private static func dispatchElement(_ chain: DispatchChain, _ n: UInt32) -> NFTElement {
+        NFTElement(family: chain.family, collection: .dispatchChains, key: [.dispatchNumber(n)], value: .goto(chain.name))
+    }
+
+    /// The element as the kernel holds it: a destination's dispatch chain replaced by its number.
+    func resolved(_ e: NFTElement) -> NFTElement {
+        guard case .dispatch(let chain)? = e.value else { return e }
+        guard let n = dispatchNumbers[chain] else { preconditionFailure("dispatch chain \(chain.name) has no number") }
+        var out = e
+        out.value = .dispatchNumber(n)
+        return out
     }
 
     /// Moves the state from `previous` to `current` for the service ports `names`, returning
@@ -75,9 +104,21 @@ struct RulesetState: Sendable {
                 for ch in new.chains { chains.insert(ch, into: &delta.chains) }
             }
         }
-        // Pick chains follow the dispatch chains that appeared or disappeared.
-        for ch in delta.chains.removed { for p in ch.picks { picks.remove(p, into: &delta.picks) } }
-        for ch in delta.chains.added { for p in ch.picks { picks.insert(p, into: &delta.picks) } }
+        // Pick chains follow the dispatch chains that appeared or disappeared, and so do their
+        // numbers. Numbers are not reused before the next full sync, so an element removed and
+        // one added in this step never share a key.
+        for ch in delta.chains.removed {
+            for p in ch.picks { picks.remove(p, into: &delta.picks) }
+            if let n = dispatchNumbers.removeValue(forKey: ch) {
+                delta.elements.disappeared(Self.dispatchElement(ch, n))
+            }
+        }
+        for ch in delta.chains.added.sorted() {
+            for p in ch.picks { picks.insert(p, into: &delta.picks) }
+            delta.elements.appeared(number(ch))
+        }
+        // What is written names chain numbers; removals need only the key.
+        delta.elements.added = Set(delta.elements.added.map(resolved))
         return delta
     }
 }

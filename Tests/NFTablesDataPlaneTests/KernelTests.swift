@@ -29,6 +29,25 @@ struct NFTablesKernelTests {
         return []
     }
 
+    /// Where each destination of `@service-ips` and `@service-nodeports` goes: its dispatch
+    /// chain's number looked up in `@dispatch-chains`, as `nft` lists them.
+    func dispatch(_ ns: Namespaces, _ n: String, family: String = "ip") -> [String: String] {
+        func pairs(_ map: String) -> [(String, String)] {
+            let out = ns.exec(n, "nft list map \(family) kproxy \(map)").output
+            guard let open = out.range(of: "elements = {"), let close = out[open.upperBound...].firstIndex(of: "}")
+            else { return [] }
+            return out[open.upperBound..<close].split(separator: ",").compactMap { item in
+                let parts = item.trimmingCharacters(in: .whitespacesAndNewlines).components(separatedBy: " : ")
+                return parts.count == 2 ? (parts[0], parts[1]) : nil
+            }
+        }
+        let chains = Dictionary(pairs("dispatch-chains").map { ($0.0, String($0.1.dropFirst("goto ".count))) },
+                                uniquingKeysWith: { a, _ in a })
+        var out: [String: String] = [:]
+        for (key, number) in pairs("service-ips") + pairs("service-nodeports") { out[key] = chains[number] ?? "?\(number)" }
+        return out
+    }
+
     func chains(_ ns: Namespaces, _ n: String, _ family: String = "ip") -> Set<String> {
         NFTablesDataPlane.chainNames(in: ns.exec(n, "nft list chains \(family)").output, table: "kproxy")
     }
@@ -43,15 +62,15 @@ struct NFTablesKernelTests {
                                    type: .nodePort, nodePort: 30868)
         try await plane.apply(TableUpdate(previous: nil, current: Fixture.table([web, dns, empty, sctp]), diff: nil))
         let out = ns.exec(n, "nft list ruleset").output
-        #expect(out.contains("10.96.0.70 . sctp . 3868 : goto svc-1"))
-        #expect(out.contains("fd00:96::70 . sctp . 3868 : goto svc-1"))
-        #expect(out.contains("sctp . 30868 : goto np-1"))
         #expect(out.contains("table ip kproxy"))
         #expect(out.contains("table ip6 kproxy"))
-        #expect(out.contains("10.96.0.10 . tcp . 80 : goto svc-2"))
-        #expect(out.contains("10.96.0.53 . udp . 53 : goto svc-1"))
-        #expect(out.contains("fd00:96::53 . udp . 53 : goto svc-1"))
-        #expect(out.contains("10.96.0.20 . tcp . 80 : goto reject-chain"))
+        let v4 = dispatch(ns, n), v6 = dispatch(ns, n, family: "ip6")
+        #expect(v4 == ["10.96.0.70 . sctp . 3868": "svc-1", "sctp . 30868": "np-1",
+                       "10.96.0.10 . tcp . 80": "svc-2", "10.96.0.53 . udp . 53": "svc-1"])
+        #expect(v6 == ["fd00:96::70 . sctp . 3868": "svc-1", "sctp . 30868": "np-1", "fd00:96::53 . udp . 53": "svc-1"])
+        #expect(elements(ns, n, "no-endpoint-services").map { $0.contains("10.96.0.20") } == [true])
+        // No per-service verdicts: the only verdict map is the dispatch chains'.
+        #expect(out.components(separatedBy: ": verdict").count - 1 == 1 + 1)   // ip and ip6
         #expect(elements(ns, n, "backends-0").count == 3)   // web, dns and diameter (IPv4)
         #expect(elements(ns, n, "backends-1").count == 1)   // web's second endpoint
         #expect(elements(ns, n, "backends-0", family: "ip6").count == 2)
@@ -76,10 +95,11 @@ struct NFTablesKernelTests {
         try await plane.apply(TableUpdate(previous: t1, current: t2, diff: TableDiff(changed: [web.name])))
         let s2 = await plane.lastSyncStats
         #expect(s2.kind == .incremental)
-        // Removed: the service-ips entry (goto svc-2) and the old second endpoint.
-        #expect(s2.elementsRemoved == 2)
-        // Added: the service-ips entry (goto svc-3) and endpoints 2 and 3.
-        #expect(s2.elementsAdded == 3)
+        // Removed: the service-ips entry (svc-2's number), the old second endpoint, svc-2's number.
+        #expect(s2.elementsRemoved == 3)
+        // Added: the service-ips entry (svc-3's number), endpoints 2 and 3, svc-3's number.
+        #expect(s2.elementsAdded == 4)
+        #expect(dispatch(ns, n)["10.96.0.10 . tcp . 80"] == "svc-3")
         #expect(s2.chainsAdded == 2)      // svc-3, pick-2
         #expect(s2.bytes < 2_000)
         let c2 = chains(ns, n)
@@ -106,7 +126,7 @@ struct NFTablesKernelTests {
         let t1 = Fixture.table([web, empty], version: 1)
         try await plane.apply(TableUpdate(previous: nil, current: t1, diff: nil))
         // Someone else put a conflicting element where the new service's entry must go.
-        ns.exec(n, "nft add element ip kproxy service-ips '{ 10.96.0.99 . tcp . 80 : goto reject-chain }'")
+        ns.exec(n, "nft add element ip kproxy service-ips '{ 10.96.0.99 . tcp . 80 : 0:63 }'")
         let before = ns.exec(n, "nft list ruleset").output
 
         let late = Fixture.service("late", ip: "10.96.0.99", endpoints: [Fixture.ep("10.244.9.9")])
@@ -128,8 +148,7 @@ struct NFTablesKernelTests {
         }
         // The controller's retry is a full sync, which replaces the foreign element.
         try await plane.apply(TableUpdate(previous: nil, current: t2, diff: nil))
-        let out = ns.exec(n, "nft list ruleset").output
-        #expect(out.contains("10.96.0.99 . tcp . 80 : goto svc-1"))
+        #expect(dispatch(ns, n)["10.96.0.99 . tcp . 80"] == "svc-1")
     }
 
     @Test func largeIncrementalStepGoesThroughOneBatch() async throws {
@@ -185,7 +204,7 @@ struct NFTablesKernelTests {
         try await plane.apply(TableUpdate(previous: t1, current: t2, diff: TableDiff(removed: [b.name])))
         let s2 = await plane.lastSyncStats
         #expect(s2.kind == .full && s2.fullBecause != nil && s2.error == nil)
-        #expect(elements(ns, n, "service-ips").contains { $0.contains("192.168.60.1") && $0.contains("ext-2") })
+        #expect(dispatch(ns, n)["192.168.60.1 . tcp . 80"] == "ext-2")
     }
 
     @Test func overlappingRangesLoad() async throws {

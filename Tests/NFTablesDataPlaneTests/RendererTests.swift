@@ -13,7 +13,7 @@ struct NFTablesRendererTests {
         let e = Fixture.service("web", ip: "10.96.0.10", endpoints: [
             Fixture.ep("10.244.1.2"), Fixture.ep("10.244.2.3"), Fixture.ep("10.244.3.4")])
         let c = ElementRenderer.contribution(of: e, family: .ipv4)
-        #expect(elements(c, .serviceIPs) == ["10.96.0.10 . tcp . 80 : goto svc-3"])
+        #expect(elements(c, .serviceIPs) == ["10.96.0.10 . tcp . 80 : <svc-3>"])
         #expect(elements(c, .backends(0)) == ["10.96.0.10 . tcp . 80 : 10.244.1.2 . 8080"])
         #expect(elements(c, .backends(2)) == ["10.96.0.10 . tcp . 80 : 10.244.3.4 . 8080"])
         #expect(elements(c, .clusterIPs) == ["10.96.0.10"])
@@ -22,15 +22,17 @@ struct NFTablesRendererTests {
         #expect(elements(c, .hairpin).isEmpty)   // no endpoint on this node
         #expect(ElementRenderer.contribution(of: e, family: .ipv6).elements.isEmpty)
         let rules = c.chains[0].rules(.ipv4)
-        #expect(rules == ["numgen random mod 3 vmap { 0 : goto pick-0, 1 : goto pick-1, 2 : goto pick-2 }"])
+        #expect(rules == ["meta priority set none",
+                          "numgen random mod 3 vmap { 0 : goto pick-0, 1 : goto pick-1, 2 : goto pick-2 }"])
         #expect(c.chains[0].picks[1].rules(.ipv4) == ["dnat to ip daddr . meta l4proto . th dport map @backends-1"])
     }
 
     @Test func noEndpointsRejectsAndLocalPolicyWithoutLocalEndpointsDrops() {
         let none = Fixture.service("none", ip: "10.96.0.20", type: .nodePort, nodePort: 30020)
         let c = ElementRenderer.contribution(of: none, family: .ipv4)
-        #expect(elements(c, .noEndpointServices) == ["10.96.0.20 . tcp . 80 : goto reject-chain"])
-        #expect(elements(c, .noEndpointNodePorts) == ["tcp . 30020 : goto reject-chain"])
+        #expect(elements(c, .noEndpointServices) == ["10.96.0.20 . tcp . 80"])
+        #expect(elements(c, .noEndpointNodePorts) == ["tcp . 30020"])
+        #expect(elements(c, .noLocalEndpointServices).isEmpty && elements(c, .noLocalEndpointNodePorts).isEmpty)
         #expect(c.chains.isEmpty && elements(c, .serviceIPs).isEmpty)
 
         let remote = Fixture.service("remote", ip: "10.96.0.21", endpoints: [Fixture.ep("10.244.2.2")],
@@ -39,14 +41,16 @@ struct NFTablesRendererTests {
         let r = ElementRenderer.contribution(of: remote, family: .ipv4)
         // Internal traffic still reaches the remote endpoint; external traffic is dropped, except
         // from pods on this node and the node itself, which short-circuit to every endpoint.
-        #expect(Set(elements(r, .serviceIPs)) == ["10.96.0.21 . tcp . 80 : goto svc-1",
-                                                   "192.168.60.21 . tcp . 80 : goto ext-local-0-cluster-1"])
-        #expect(elements(r, .noEndpointNodePorts) == ["tcp . 30021 : drop"])
-        #expect(elements(r, .noEndpointServices) == ["192.168.60.21 . tcp . 80 : drop"])
+        #expect(Set(elements(r, .serviceIPs)) == ["10.96.0.21 . tcp . 80 : <svc-1>",
+                                                   "192.168.60.21 . tcp . 80 : <ext-local-0-cluster-1>"])
+        #expect(elements(r, .noLocalEndpointNodePorts) == ["tcp . 30021"])
+        #expect(elements(r, .noLocalEndpointServices) == ["192.168.60.21 . tcp . 80"])
+        #expect(elements(r, .noEndpointServices).isEmpty && elements(r, .noEndpointNodePorts).isEmpty)
         #expect(elements(r, .clusterBackends(0)) == ["192.168.60.21 . tcp . 80 : 10.244.2.2 . 8080"])
         #expect(elements(r, .nodePortClusterBackends(0)) == ["tcp . 30021 : 10.244.2.2 . 8080"])
         let chain = r.chains.first { $0.role == .nodePortLocal }!
         #expect(chain.rules(.ipv4) == [
+            "meta priority set none",
             "ip saddr @cluster-cidrs goto np-cluster-pick-0",
             "fib saddr type local meta mark set meta mark | 0x4000 goto np-cluster-pick-0",
         ])
@@ -57,23 +61,23 @@ struct NFTablesRendererTests {
         let e = Fixture.service("np", ip: "10.96.0.31", endpoints: [localA, Fixture.ep("10.244.2.2")],
                                 type: .loadBalancer, nodePort: 30031, lbIPs: ["192.168.60.31"], externalPolicy: .local)
         let c = ElementRenderer.contribution(of: e, family: .ipv4)
-        #expect(Set(elements(c, .serviceIPs)) == ["10.96.0.31 . tcp . 80 : goto svc-2",
-                                                   "192.168.60.31 . tcp . 80 : goto ext-local-1-cluster-2"])
-        #expect(elements(c, .nodePorts) == ["tcp . 30031 : goto np-local-1-cluster-2"])
+        #expect(Set(elements(c, .serviceIPs)) == ["10.96.0.31 . tcp . 80 : <svc-2>",
+                                                   "192.168.60.31 . tcp . 80 : <ext-local-1-cluster-2>"])
+        #expect(elements(c, .nodePorts) == ["tcp . 30031 : <np-local-1-cluster-2>"])
         #expect(elements(c, .nodePortBackends(0)) == ["tcp . 30031 : 10.244.1.2 . 8080"])
         #expect(elements(c, .hairpin) == ["10.244.1.2 . 10.244.1.2"])
 
         let cluster = Fixture.service("npc", ip: "10.96.0.32", endpoints: [localA], type: .nodePort, nodePort: 30032)
         let cc = ElementRenderer.contribution(of: cluster, family: .ipv4)
         let np = cc.chains.first { $0.role == .nodePort }!
-        #expect(np.rules(.ipv4).first == "meta mark set meta mark | 0x4000")
+        #expect(np.rules(.ipv4).dropFirst().first == "meta mark set meta mark | 0x4000")
     }
 
     @Test func sessionAffinityUsesStableSlots() {
         let a = Fixture.ep("10.244.1.2"), b = Fixture.ep("10.244.2.2"), c = Fixture.ep("10.244.3.2")
         let e = Fixture.service("sticky", ip: "10.96.0.50", endpoints: [a, b, c], type: .nodePort, nodePort: 30050, affinity: 600)
         let r = ElementRenderer.contribution(of: e, family: .ipv4)
-        #expect(elements(r, .serviceIPs) == ["10.96.0.50 . tcp . 80 : goto svc-3-affinity-600"])
+        #expect(elements(r, .serviceIPs) == ["10.96.0.50 . tcp . 80 : <svc-3-affinity-600>"])
         #expect(r.chains.allSatisfy { $0.picks.isEmpty })
         // position → slot, and slot → endpoint, for the cluster IP and (with the masquerade bit) the node port.
         let slots = elements(r, .affinitySlots)
@@ -93,7 +97,7 @@ struct NFTablesRendererTests {
         let kept = Set(elements(r2, .backendsAffinity))
         #expect(kept.isSubset(of: Set(backends)) && kept.count == 2)
         let rules = r.chains.first { $0.role == .clusterIP }!.rules(.ipv4)
-        #expect(rules.count == 3 && rules[0].contains("timeout 600s") && rules[2].contains("@affinity-slots"))
+        #expect(rules.count == 4 && rules[1].contains("timeout 600s") && rules[3].contains("@affinity-slots"))
     }
 
     @Test func dualStackAndSourceRanges() {
@@ -121,29 +125,52 @@ struct NFTablesRendererTests {
         #expect(chains(small) == chains(big))
         // 2,000 services × (service-ips + cluster-ips + 2 backends) elements, in chunks of 2,000.
         let elementText = big.split(separator: "\n").filter { $0.hasPrefix("add element") }.joined()
-        #expect(elementText.components(separatedBy: " : goto svc-2").count - 1 == 2_000)
+        #expect(elementText.components(separatedBy: " : 0:1").count - 1 == 2_000)
+        #expect(big.contains("add element ip kproxy dispatch-chains { 0:1 : goto svc-2 }"))
     }
 
-    @Test func incrementalDeltaIsTheChangedElementsOnly() {
+    @Test func scalingAServiceChangesDataElementsOnly() {
+        // The kernel validates the whole table when a transaction adds a goto: scaling one service
+        // must not add one per service, only (when its endpoint count is new) one for the new chain.
         let t1 = Fixture.synthetic(count: 100, endpoints: 3, version: 1)
         var state = RulesetState(table: t1, families: [.ipv4])
+        let svc3 = DispatchChain(family: .ipv4, role: .clusterIP, endpointCount: 3)
+        #expect(state.dispatchNumbers == [svc3: 1])
         let name = ServicePortName(namespace: "bench", name: "svc-7", port: "", protocol: .tcp)
-        var e = t1[name]!
-        e.clusterEndpoints[1].ip = IPAddress("10.200.0.1")!
-        e.endpoints = e.clusterEndpoints
-        var entries = t1.entries
-        entries[name] = e
-        let t2 = ServiceTable(version: 2, node: t1.node, entries: entries)
-        let delta = state.update(names: [name], previous: t1, current: t2, families: [.ipv4])
-        #expect(delta.elements.removed.map(\.text) == ["10.96.0.8 . tcp . 80 : 10.128.0.22 . 8080"])
-        #expect(delta.elements.added.map(\.text) == ["10.96.0.8 . tcp . 80 : 10.200.0.1 . 8080"])
-        #expect(delta.chains.isEmpty && delta.picks.isEmpty)
-        let text = NFTRuleset.incremental(delta)
-        #expect(text == """
-            delete element ip kproxy backends-1 { 10.96.0.8 . tcp . 80 }
-            add element ip kproxy backends-1 { 10.96.0.8 . tcp . 80 : 10.200.0.1 . 8080 }
-
-            """)
+        func scaled(_ table: ServiceTable, _ name: ServicePortName, to count: Int, version: UInt64) -> ServiceTable {
+            var e = table[name]!
+            e.clusterEndpoints = (0..<count).map { Fixture.ep("10.201.\(version).\($0 + 1)") }
+            e.endpoints = e.clusterEndpoints
+            var entries = table.entries
+            entries[name] = e
+            return ServiceTable(version: version, node: table.node, entries: entries)
+        }
+        let t2 = scaled(t1, name, to: 4, version: 2)
+        let up = state.update(names: [name], previous: t1, current: t2, families: [.ipv4])
+        let svc4 = DispatchChain(family: .ipv4, role: .clusterIP, endpointCount: 4)
+        #expect(up.chains.added == [svc4] && up.picks.added.map(\.name) == ["pick-3"])
+        #expect(state.dispatchNumbers == [svc3: 1, svc4: 2])
+        let gotos = up.elements.added.filter { if case .goto = $0.value { return true } else { return false } }
+        #expect(gotos.map(\.text) == ["0:2 : goto svc-4"])
+        #expect(up.elements.added.contains { $0.text == "10.96.0.8 . tcp . 80 : 0:2" })
+        // Back to 3: svc-4 goes with its number; a new 4-endpoint chain later gets a number never used.
+        let t3 = scaled(t2, name, to: 3, version: 3)
+        let down = state.update(names: [name], previous: t2, current: t3, families: [.ipv4])
+        #expect(down.chains.removed == [svc4] && down.elements.added.map(\.text).contains("10.96.0.8 . tcp . 80 : 0:1"))
+        #expect(down.elements.removed.contains { $0.collection == .dispatchChains && $0.keyText == "0:2" })
+        #expect(!down.elements.added.contains { $0.collection == .dispatchChains })
+        let t4 = scaled(t3, name, to: 4, version: 4)
+        let again = state.update(names: [name], previous: t3, current: t4, families: [.ipv4])
+        #expect(again.elements.added.filter { $0.collection == .dispatchChains }.map(\.text) == ["0:3 : goto svc-4"])
+        // Between two chains that stay in use: data elements only.
+        let other = ServicePortName(namespace: "bench", name: "svc-9", port: "", protocol: .tcp)
+        let t5 = scaled(t4, other, to: 4, version: 5)
+        var settled = RulesetState(table: t5, families: [.ipv4])
+        let t6 = scaled(t5, name, to: 3, version: 6)
+        let plain = settled.update(names: [name], previous: t5, current: t6, families: [.ipv4])
+        #expect(plain.chains.isEmpty && plain.picks.isEmpty)
+        #expect(plain.elements.added.allSatisfy { $0.collection != .dispatchChains && $0.value.map { if case .goto = $0 { false } else { true } } ?? true })
+        #expect(plain.elements.added.contains { $0.text == "10.96.0.8 . tcp . 80 : 0:1" })
     }
 
     @Test func sharedElementsStayWhileAnyServicePortNeedsThem() {
@@ -180,19 +207,19 @@ struct NFTablesRendererTests {
         let text = NFTRuleset.render(Fixture.table([]), settings: ProxySettings(
             clusterCIDRs: [CIDR("10.244.0.0/16")!], nodePortAddresses: [CIDR("192.168.50.0/24")!]), families: [.ipv4])
         #expect(text.contains("add rule ip kproxy masquerading ct status dnat ct original ip daddr @cluster-ips ip saddr != @cluster-cidrs masquerade fully-random"))
-        #expect(text.contains("add rule ip kproxy services fib daddr type local ip daddr @nodeport-addresses meta l4proto . th dport vmap @service-nodeports"))
+        #expect(text.contains("add rule ip kproxy services fib daddr type local ip daddr @nodeport-addresses meta priority set meta l4proto . th dport map @service-nodeports meta priority vmap @dispatch-chains"))
         #expect(text.contains("add element ip kproxy nodeport-addresses { 192.168.50.0/24 }"))
         // No IPv6 node-port range given: IPv6 node ports answer nowhere.
         let v6 = NFTRuleset.render(Fixture.table([]), settings: ProxySettings(
             nodePortAddresses: [CIDR("192.168.50.0/24")!]), families: [.ipv6])
-        #expect(!v6.contains("vmap @service-nodeports"))
+        #expect(!v6.contains("map @service-nodeports meta"))
 
         let all = NFTRuleset.render(Fixture.table([]), settings: ProxySettings(masqueradeAll: true), families: [.ipv4])
         #expect(all.contains("ct status dnat ct original ip daddr @cluster-ips masquerade fully-random"))
         let none = NFTRuleset.render(Fixture.table([]), settings: ProxySettings(), families: [.ipv4])
         #expect(none.contains("add rule ip kproxy filter-forward ct state invalid drop"))
         #expect(!none.contains("@cluster-cidrs masquerade"))
-        #expect(none.contains("fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @service-nodeports"))
+        #expect(none.contains("fib daddr type local ip daddr != 127.0.0.0/8 meta priority set meta l4proto . th dport map @service-nodeports"))
     }
 
     @Test func sourceRangesHoldingTheNodeAllowTheLoadBalancerIPItself() {

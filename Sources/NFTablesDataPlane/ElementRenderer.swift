@@ -29,8 +29,9 @@ enum NFTValue: Hashable, Sendable {
     /// A verdict (`@dispatch-chains` only).
     case goto(String)
     /// A destination's dispatch chain, as the renderer names it; `RulesetState` turns it into
-    /// the chain's number (`dispatchNumber`) before anything is written.
-    case dispatch(DispatchChain)
+    /// the chain's number (`dispatchNumber`) before anything is written. Boxed: every element of
+    /// a full sync carries a value as large as the largest case.
+    indirect case dispatch(DispatchChain)
     /// A dispatch chain's number (`@service-ips`, `@service-nodeports`).
     case dispatchNumber(UInt32)
     case endpoint(IPAddress, UInt16)

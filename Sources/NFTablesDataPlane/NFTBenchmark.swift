@@ -18,10 +18,14 @@ public enum NFTBenchmark {
         /// One service's endpoint replaced, incremental: median wall-clock seconds over repeats.
         public var oneServiceUpdateSeconds: Double
         public var oneServiceUpdate: NFTSyncStats
-        /// One service scaled by one endpoint, up and back down in turn (its dispatch chain changes,
-        /// a `goto` in the big verdict map): median wall-clock seconds over repeats.
+        /// One service scaled by one endpoint, up and back down in turn (its dispatch chain changes:
+        /// up, a dispatch chain and a pick chain with its map are created; down, deleted): median
+        /// wall-clock seconds over repeats.
         public var oneServiceScaleSeconds: Double
         public var oneServiceScale: NFTSyncStats
+        /// A new service with as many endpoints added, then removed again, in turn: median
+        /// wall-clock seconds over repeats.
+        public var serviceAddRemoveSeconds: Double
         /// One endpoint of each of 1,000 services (or all, if fewer) replaced in one incremental step.
         public var bulkUpdateSeconds: Double
         public var bulkUpdate: NFTSyncStats
@@ -29,10 +33,10 @@ public enum NFTBenchmark {
         public var cleanupSeconds: Double
 
         public var description: String {
-            String(format: "%6d services × %d endpoints: full sync %.3f s (render %.3f, kernel %.3f, %.1f MB), resync %.3f s, one-service update %.2f ms (%d B), scale ±1 %.2f ms, %d-service update %.1f ms, cleanup %.2f s",
+            String(format: "%6d services × %d endpoints: full sync %.3f s (render %.3f, kernel %.3f, %.1f MB), resync %.3f s, one-service update %.2f ms (%d B), scale ±1 %.2f ms, service added/removed %.2f ms, %d-service update %.1f ms, cleanup %.2f s",
                    services, endpoints, fullSyncSeconds, fullSync.renderSeconds, fullSync.kernelSeconds,
                    Double(fullSync.bytes) / 1e6, resyncSeconds, oneServiceUpdateSeconds * 1000, oneServiceUpdate.bytes,
-                   oneServiceScaleSeconds * 1000, min(services, 1_000), bulkUpdateSeconds * 1000, cleanupSeconds)
+                   oneServiceScaleSeconds * 1000, serviceAddRemoveSeconds * 1000, min(services, 1_000), bulkUpdateSeconds * 1000, cleanupSeconds)
                 + [fullSync.replacedBecause, resync.replacedBecause].compactMap { $0.map { " (replaced: \($0))" } }.joined()
         }
     }
@@ -98,6 +102,21 @@ public enum NFTBenchmark {
             let (scaleSeconds, scaleStats) = try await timedUpdates { eps, k in
                 if k % 2 == 0 { eps.append(Endpoint(ip: .v4(0x0B10_0000 + UInt32(k + 1)), port: 8080)) } else { eps.removeLast() }
             }
+            // A new service comes, then goes, in turn.
+            var addRemoveTimes: [Double] = []
+            let extra = syntheticEntries(count: n + 1, endpoints: endpoints, endpointShift: 0x0010_0000).last!
+            for k in 0..<updates {
+                var entries = previous.entries
+                entries[extra.name] = k % 2 == 0 ? extra : nil
+                let next = ServiceTable(version: previous.version + 1, node: node, entries: entries)
+                let diff = k % 2 == 0 ? TableDiff(added: [extra.name]) : TableDiff(removed: [extra.name])
+                let t = clock.now
+                try await plane.apply(TableUpdate(previous: previous, current: next, diff: diff))
+                addRemoveTimes.append(seconds(clock.now - t))
+                previous = next
+            }
+            let addRemoveSeconds = addRemoveTimes.sorted()[addRemoveTimes.count / 2]
+
             // 1,000 services at once: the first endpoint of each moves.
             var entries = previous.entries
             var changed = Set<ServicePortName>()
@@ -121,7 +140,8 @@ public enum NFTBenchmark {
             results.append(Result(services: n, endpoints: endpoints, fullSync: fullStats, fullSyncSeconds: full,
                                   resyncSeconds: resync, resync: resyncStats, oneServiceUpdateSeconds: updateSeconds,
                                   oneServiceUpdate: stats, oneServiceScaleSeconds: scaleSeconds,
-                                  oneServiceScale: scaleStats, bulkUpdateSeconds: bulkSeconds, bulkUpdate: bulkStats,
+                                  oneServiceScale: scaleStats, serviceAddRemoveSeconds: addRemoveSeconds,
+                                  bulkUpdateSeconds: bulkSeconds, bulkUpdate: bulkStats,
                                   cleanupSeconds: cleanupSeconds))
         }
         return results

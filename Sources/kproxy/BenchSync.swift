@@ -12,7 +12,8 @@ struct BenchSyncCommand: AsyncParsableCommand {
         discussion: """
             For each size: kproxy's data plane programs N ClusterIP services × E endpoints from empty \
             (one transaction), resyncs the same table, then replaces one endpoint of one service \
-            (incremental, median of 9) and scales one service by one endpoint up and down (median of 9). Baseline, in the same run: `nft -f` loading a kube-proxy-shaped \
+            (incremental, median of 9), scales one service by one endpoint up and down, and adds and \
+            removes a service (median of 9 each). Baseline, in the same run: `nft -f` loading a kube-proxy-shaped \
             ruleset (a chain and an anonymous `numgen … vmap` per service, a chain per endpoint, verdict-map \
             dispatch), then a one-service `nft -f` transaction on it — only up to --baseline-max services, \
             because that shape grows faster than linearly (minutes at 10k).
@@ -37,6 +38,8 @@ struct BenchSyncCommand: AsyncParsableCommand {
         var oneServiceUpdateSeconds: Double
         /// One service scaled by ±1 endpoint (its dispatch chain changes).
         var oneServiceScaleSeconds: Double
+        /// A service added, then removed, in turn.
+        var serviceAddRemoveSeconds: Double
         var transactionBytes: Int
         /// Of the full sync: building the transaction text, and libnftables + kernel.
         var renderSeconds: Double
@@ -54,19 +57,21 @@ struct BenchSyncCommand: AsyncParsableCommand {
             let r = try await NFTBenchmark.run(sizes: [n], endpoints: endpoints)[0]
             var row = Row(services: n, endpoints: endpoints, fullSyncSeconds: r.fullSyncSeconds, resyncSeconds: r.resyncSeconds,
                           oneServiceUpdateSeconds: r.oneServiceUpdateSeconds,
-                          oneServiceScaleSeconds: r.oneServiceScaleSeconds, transactionBytes: r.fullSync.bytes,
+                          oneServiceScaleSeconds: r.oneServiceScaleSeconds,
+                          serviceAddRemoveSeconds: r.serviceAddRemoveSeconds, transactionBytes: r.fullSync.bytes,
                           renderSeconds: r.fullSync.renderSeconds, kernelSeconds: r.fullSync.kernelSeconds)
             if n <= baselineMax {
                 (row.baselineFullSeconds, row.baselineUpdateSeconds) = try KubeProxyShapeBaseline.measure(services: n, endpoints: endpoints)
             }
             rows.append(row)
         }
-        var table = BenchTable(headers: ["services × endpoints", "full sync", "(render + nft/kernel)", "resync", "one-service update", "scale ±1",
+        var table = BenchTable(headers: ["services × endpoints", "full sync", "(render + nft/kernel)", "resync", "one-service update", "scale ±1", "service ±",
                                          "baseline nft -f full", "baseline update", "full: kproxy/baseline", "update: kproxy/baseline"])
         for r in rows {
             table.rows.append(["\(r.services) × \(r.endpoints)", Bench.secs(r.fullSyncSeconds),
                                "\(Bench.secs(r.renderSeconds)) + \(Bench.secs(r.kernelSeconds))", Bench.secs(r.resyncSeconds),
                                Bench.ms(r.oneServiceUpdateSeconds), Bench.ms(r.oneServiceScaleSeconds),
+                               Bench.ms(r.serviceAddRemoveSeconds),
                                r.baselineFullSeconds.map(Bench.secs) ?? "not run", r.baselineUpdateSeconds.map(Bench.ms) ?? "not run",
                                r.baselineFullSeconds.map { Bench.ratio(r.fullSyncSeconds, $0) } ?? "–",
                                r.baselineUpdateSeconds.map { Bench.ratio(r.oneServiceUpdateSeconds, $0) } ?? "–"])
@@ -75,7 +80,7 @@ struct BenchSyncCommand: AsyncParsableCommand {
             "wall clock; kproxy: render + libnftables + kernel in process; baseline: `ip netns exec NS nft -f FILE` (process start included)",
             "baseline loaded only up to \(baselineMax) services (--baseline-max): the kube-proxy shape is super-linear",
             "targets: 10k×5 full < 0.5 s, 50k×5 full < 2.5 s, one-service update < 5 ms at 50k",
-            "scale ±1 changes the service's dispatch chain: a goto in a verdict map, after which the kernel re-validates every verdict-map element (Benchmarks/README.md)",
+            "one-service update: an endpoint replaced; scale ±1: one endpoint added or removed (the service changes dispatch chain); service ±: a service added or removed",
         ])
     }
 }

@@ -7,9 +7,9 @@ import ServiceTable
 /// service-specific part is the key the chain's lookups use.
 ///
 /// Without affinity: `numgen random mod N vmap { 0 : goto pick-0, … }`, and `pick-i` DNATs
-/// through `@backends-i` (the i-th endpoint of every destination). With affinity, the index
-/// travels in the packet mark: remembered per client in `@affinity`, or drawn at random and
-/// remembered, then looked up in `@backends-affinity`.
+/// through `@backends-i` (the i-th endpoint of every destination). With affinity, the endpoint's
+/// slot travels in the skb priority: remembered per client in `@affinity`, or drawn at random
+/// and remembered, then looked up in `@backends-affinity`.
 struct DispatchChain: Hashable, Sendable, Comparable {
     enum Role: String, Sendable, Comparable {
         /// Cluster IP: internal endpoints; masquerading is decided in postrouting by source.
@@ -76,20 +76,21 @@ struct DispatchChain: Hashable, Sendable, Comparable {
 
     /// Affinity slots of a destination's endpoints: a number derived from the endpoint's address
     /// and port, so a client remembered on an endpoint stays there while that endpoint stays,
-    /// whatever else changes (kube-proxy keeps affinity per endpoint too). Slots avoid the
-    /// masquerade bit, which rides along for roles that masquerade; collisions within the
-    /// destination move to the next free number.
+    /// whatever else changes (kube-proxy keeps affinity per endpoint too); collisions within the
+    /// destination move to the next free number. The slot is left as the skb priority of a
+    /// connection's first packet (the DNAT ends the chain), so it stays below 0x10000: a priority
+    /// whose major number is 0 never names a qdisc class directly.
     func affinitySlots(_ endpoints: [Endpoint]) -> [UInt32] {
+        let mask: UInt32 = endpoints.count <= 0x8000 ? 0xFFFF : 0x7FFF_FFFF
         var taken = Set<UInt32>()
         return endpoints.map { ep in
-            var slot = Self.slotHash(ep) & Self.slotMask
-            while taken.contains(slot) { slot = (slot &+ 1) & Self.slotMask }
+            let h = Self.slotHash(ep)
+            var slot = ((h >> 16) ^ h) & mask
+            while taken.contains(slot) { slot = (slot &+ 1) & mask }
             taken.insert(slot)
-            return slot | (role.masquerades ? NFTShape.masqueradeBit : 0)
+            return slot
         }
     }
-
-    private static let slotMask: UInt32 = 0x7FFF_FFFF & ~NFTShape.masqueradeBit
 
     /// FNV-1a over the address bytes and port: stable across processes (unlike `Hasher`).
     private static func slotHash(_ ep: Endpoint) -> UInt32 {
@@ -123,22 +124,22 @@ struct DispatchChain: Hashable, Sendable, Comparable {
         // A Local destination without local endpoints: nothing to DNAT to; the filter drops it.
         guard endpointCount > 0 else { return rules }
         let key = role.isNodePort ? "meta l4proto . th dport" : "\(a) daddr . meta l4proto . th dport"
+        if role.masquerades { rules.append("meta mark set meta mark | \(NFTShape.hex(NFTShape.masqueradeBit))") }
         guard let timeout = affinityTimeout else {
-            if role.masquerades { rules.append("meta mark set meta mark | \(NFTShape.hex(NFTShape.masqueradeBit))") }
             rules.append(Self.spread((0..<endpointCount).map { PickChain(family: family, kind: pickKind, index: $0) }))
             return rules
         }
-        // Session affinity: the packet mark carries the endpoint's slot from the client's entry in
-        // @affinity — or from a random position turned into a slot — to the DNAT, and the choice
-        // is (re)recorded with the service's timeout. A remembered slot whose endpoint is gone
-        // misses in the backends map and falls through to a fresh pick.
+        // Session affinity: the skb priority carries the endpoint's slot from the client's entry
+        // in @affinity — or from a random position turned into a slot — to the DNAT, and the
+        // choice is (re)recorded with the service's timeout. A remembered slot whose endpoint is
+        // gone misses in the backends map and falls through to a fresh pick.
         let (backends, slots) = affinityMaps
         let affinityKey = "\(a) saddr . \(a) daddr . meta l4proto . th dport"
-        let record = "update @\(NFTShape.affinityMap) { \(affinityKey) timeout \(timeout)s : meta mark }"
-        let dnat = "dnat to \(key) . meta mark map @\(backends.name)"
-        rules.append("meta mark set \(affinityKey) map @\(NFTShape.affinityMap) \(record) \(dnat)")
-        rules.append("meta mark set numgen random mod \(endpointCount)")
-        rules.append("meta mark set \(key) . meta mark map @\(slots.name) \(record) \(dnat)")
+        let record = "update @\(NFTShape.affinityMap) { \(affinityKey) timeout \(timeout)s : meta priority }"
+        let dnat = "dnat to \(key) . meta priority map @\(backends.name)"
+        rules.append("meta priority set \(affinityKey) map @\(NFTShape.affinityMap) \(record) \(dnat)")
+        rules.append("meta priority set numgen random mod \(endpointCount)")
+        rules.append("meta priority set \(key) . meta priority map @\(slots.name) \(record) \(dnat)")
         return rules
     }
 

@@ -6,20 +6,18 @@ enum NFTField: Hashable, Sendable {
     case address(IPAddress)
     case proto(L4Protocol)
     case port(UInt16)
-    case mark(UInt32)
     /// A prefix in an interval set.
     case cidr(CIDR)
-    /// A dispatch chain's number (the key of `@dispatch-chains`).
-    case dispatchNumber(UInt32)
+    /// An skb priority (nft type `classid`): a dispatch chain's number, an affinity position or slot.
+    case priority(UInt32)
 
     var text: String {
         switch self {
         case .address(let ip): return ip.description
         case .proto(let p): return p.lowercased
         case .port(let p): return String(p)
-        case .mark(let m): return String(m)
         case .cidr(let c): return c.description
-        case .dispatchNumber(let n): return NFTShape.classid(n)
+        case .priority(let n): return NFTShape.classid(n)
         }
     }
 }
@@ -29,23 +27,21 @@ enum NFTValue: Hashable, Sendable {
     /// A verdict (`@dispatch-chains` only).
     case goto(String)
     /// A destination's dispatch chain, as the renderer names it; `RulesetState` turns it into
-    /// the chain's number (`dispatchNumber`) before anything is written. Boxed: every element of
+    /// the chain's number (`priority`) before anything is written. Boxed: every element of
     /// a full sync carries a value as large as the largest case.
     indirect case dispatch(DispatchChain)
-    /// A dispatch chain's number (`@service-ips`, `@service-nodeports`).
-    case dispatchNumber(UInt32)
+    /// An skb priority: a dispatch chain's number (`@service-ips`, `@service-nodeports`) or an
+    /// affinity slot (`@affinity-slots`).
+    case priority(UInt32)
     case endpoint(IPAddress, UInt16)
-    /// An affinity slot.
-    case mark(UInt32)
 
     var text: String {
         switch self {
         case .goto(let chain): return "goto \(chain)"
         // Not nft syntax: an unresolved value must never reach the kernel.
         case .dispatch(let chain): return "<\(chain.name)>"
-        case .dispatchNumber(let n): return NFTShape.classid(n)
+        case .priority(let n): return NFTShape.classid(n)
         case .endpoint(let ip, let port): return "\(ip) . \(port)"
-        case .mark(let m): return String(m)
         }
     }
 }
@@ -115,8 +111,8 @@ enum ElementRenderer {
             if chain.affinityTimeout != nil {
                 let (backends, slots) = chain.affinityMaps
                 for (i, slot) in chain.affinitySlots(endpoints).enumerated() {
-                    add(slots, key + [.mark(UInt32(i))], .mark(slot))
-                    add(backends, key + [.mark(slot)], .endpoint(endpoints[i].ip, endpoints[i].port))
+                    add(slots, key + [.priority(UInt32(i))], .priority(slot))
+                    add(backends, key + [.priority(slot)], .endpoint(endpoints[i].ip, endpoints[i].port))
                 }
             } else {
                 for i in endpoints.indices {

@@ -170,7 +170,7 @@ struct NFTNetlinkBatch {
 
 extension NFTField {
     /// The field as the kernel stores it in a concatenation: network byte order for addresses,
-    /// protocols and ports, host order for marks and priorities, each padded to 32 bits.
+    /// protocols and ports, host order for priorities, each padded to 32 bits.
     func append(to b: inout NFTNetlinkBatch) {
         switch self {
         case .address(let ip):
@@ -179,7 +179,7 @@ extension NFTField {
             b.bytes.append(contentsOf: [p.number, 0, 0, 0])
         case .port(let p):
             b.bytes.append(contentsOf: [UInt8(p >> 8), UInt8(p & 0xff), 0, 0])
-        case .mark(let m), .dispatchNumber(let m):
+        case .priority(let m):
             b.appendLE(m)
         case .cidr:
             preconditionFailure("interval elements are loaded through libnftables")

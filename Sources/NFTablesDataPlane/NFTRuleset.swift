@@ -89,9 +89,8 @@ public enum NFTRuleset {
             case nil: break
             case .endpoint(let ip, let port)?: b.data([.address(ip), .port(port)])
             case .goto(let chain)?: b.verdict(code: -4, chain: chain)     // NFT_GOTO
-            case .dispatchNumber(let n)?: b.data([.dispatchNumber(n)])
+            case .priority(let n)?: b.data([.priority(n)])
             case .dispatch(let chain)?: preconditionFailure("unresolved dispatch chain \(chain.name)")
-            case .mark(let m)?: b.data([.mark(m)])
             }
         }
     }

@@ -15,8 +15,9 @@ import ServiceTable
 /// with one verdict per service that cost 22 ms at 50k services each time a service changed
 /// dispatch chain (scaled by one endpoint). The chain number travels from one lookup to the next
 /// in the packet's skb priority (nft 1.0.6 cannot feed one lookup into another within a rule),
-/// which the dispatch chain resets to 0: only the first packet of a new connection passes
-/// through, and the packet mark, which CNIs and policy routing use, stays untouched.
+/// which the dispatch chain resets to 0 (or, with session affinity, leaves holding the endpoint's
+/// slot): only the first packet of a new connection passes through, and the packet mark, which
+/// CNIs and policy routing use, stays untouched but for kube-proxy's 0x4000 masquerade bit.
 public enum NFTShape {
     public static let tableName = "kproxy"
     /// kube-proxy's masquerade mark bit.
@@ -42,7 +43,7 @@ public enum NFTShape {
         case clusterBackends(Int)
         case nodePortClusterBackends(Int)
         /// Session-affinity services: `daddr . l4proto . dport . slot` → endpoint, where the slot is
-        /// a stable number derived from the endpoint (it travels in the packet mark)…
+        /// a stable number derived from the endpoint (it travels in the skb priority)…
         case backendsAffinity
         case nodePortBackendsAffinity
         /// … and `daddr . l4proto . dport . position` → slot, to turn a random pick into a slot.
@@ -147,13 +148,13 @@ public enum NFTShape {
             case .nodePortBackends, .nodePortClusterBackends:
                 body = "type inet_proto . inet_service : \(t) . inet_service;"
             case .backendsAffinity:
-                body = "type \(t) . inet_proto . inet_service . mark : \(t) . inet_service;"
+                body = "type \(t) . inet_proto . inet_service . classid : \(t) . inet_service;"
             case .nodePortBackendsAffinity:
-                body = "type inet_proto . inet_service . mark : \(t) . inet_service;"
+                body = "type inet_proto . inet_service . classid : \(t) . inet_service;"
             case .affinitySlots:
-                body = "type \(t) . inet_proto . inet_service . mark : mark;"
+                body = "type \(t) . inet_proto . inet_service . classid : classid;"
             case .nodePortAffinitySlots:
-                body = "type inet_proto . inet_service . mark : mark;"
+                body = "type inet_proto . inet_service . classid : classid;"
             case .clusterIPs:
                 body = "type \(t);"
             case .firewallIPs:
@@ -170,12 +171,12 @@ public enum NFTShape {
     }
 
     /// The dynamic map of session-affinity choices, `saddr . daddr . l4proto . dport` → endpoint
-    /// slot (as a packet mark). Filled by the packet path, so syncs never flush it.
+    /// slot (as an skb priority). Filled by the packet path, so syncs never flush it.
     static let affinityMap = "affinity"
 
     static func affinityDeclaration(_ f: NFTFamily) -> String {
         let a = f.payload
-        return "add map \(f.qualifiedTable) \(affinityMap) { typeof \(a) saddr . \(a) daddr . meta l4proto . th dport : meta mark; size \(affinitySize); flags dynamic, timeout; timeout 3h; }"
+        return "add map \(f.qualifiedTable) \(affinityMap) { typeof \(a) saddr . \(a) daddr . meta l4proto . th dport : meta priority; size \(affinitySize); flags dynamic, timeout; timeout 3h; }"
     }
 
     /// A base or helper chain of the fixed shape: its declaration and its rules.

@@ -67,7 +67,7 @@ struct RulesetState: Sendable {
     }
 
     private static func dispatchElement(_ chain: DispatchChain, _ n: UInt32) -> NFTElement {
-        NFTElement(family: chain.family, collection: .dispatchChains, key: [.dispatchNumber(n)], value: .goto(chain.name))
+        NFTElement(family: chain.family, collection: .dispatchChains, key: [.priority(n)], value: .goto(chain.name))
     }
 
     /// The element as the kernel holds it: a destination's dispatch chain replaced by its number.
@@ -75,7 +75,7 @@ struct RulesetState: Sendable {
         guard case .dispatch(let chain)? = e.value else { return e }
         guard let n = dispatchNumbers[chain] else { preconditionFailure("dispatch chain \(chain.name) has no number") }
         var out = e
-        out.value = .dispatchNumber(n)
+        out.value = .priority(n)
         return out
     }
 

@@ -83,12 +83,18 @@ struct NFTablesRendererTests {
         let slots = elements(r, .affinitySlots)
         let backends = elements(r, .backendsAffinity)
         #expect(slots.count == 3 && backends.count == 3)
-        #expect(slots[0].hasPrefix("10.96.0.50 . tcp . 80 . 0 : "))
-        let slotOfA = UInt32(slots[0].split(separator: " ").last!)!
-        #expect(slotOfA & NFTShape.masqueradeBit == 0)
+        #expect(slots[0].hasPrefix("10.96.0.50 . tcp . 80 . 0:0 : "))
+        // Slots are skb priorities: `0:minor`, below 0x10000 (never a qdisc class's own number).
+        let slotOfA = String(slots[0].split(separator: " ").last!)
+        #expect(slotOfA.hasPrefix("0:"))
         #expect(backends[0] == "10.96.0.50 . tcp . 80 . \(slotOfA) : 10.244.1.2 . 8080")
-        let npSlots = elements(r, .nodePortAffinitySlots).map { UInt32($0.split(separator: " ").last!)! }
-        #expect(npSlots.allSatisfy { $0 & NFTShape.masqueradeBit != 0 })
+        // The node port's destination has the same endpoints, so the same slots; its chain marks
+        // the packet for masquerading in a rule of its own.
+        let npSlots = elements(r, .nodePortAffinitySlots).map { $0.split(separator: " ").last! }
+        #expect(npSlots == slots.map { $0.split(separator: " ").last! })
+        let npRules = r.chains.first { $0.role == .nodePort }!.rules(.ipv4)
+        #expect(npRules.prefix(2) == ["meta priority set none", "meta mark set meta mark | 0x4000"])
+        #expect(!npRules.dropFirst(2).contains { $0.contains("meta mark") })
 
         // b goes away: a and c keep their slots, so their clients stay with them.
         var e2 = e
@@ -97,7 +103,8 @@ struct NFTablesRendererTests {
         let kept = Set(elements(r2, .backendsAffinity))
         #expect(kept.isSubset(of: Set(backends)) && kept.count == 2)
         let rules = r.chains.first { $0.role == .clusterIP }!.rules(.ipv4)
-        #expect(rules.count == 4 && rules[1].contains("timeout 600s") && rules[3].contains("@affinity-slots"))
+        #expect(rules.count == 4 && rules[1].contains("timeout 600s : meta priority") && rules[3].contains("@affinity-slots"))
+        #expect(!rules.contains { $0.contains("meta mark") })
     }
 
     @Test func dualStackAndSourceRanges() {

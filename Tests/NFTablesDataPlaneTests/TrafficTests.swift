@@ -233,8 +233,9 @@ extension NFTablesTrafficTests {
 
 extension NFTablesTrafficTests {
     /// Scaling a service moves it to another dispatch chain by changing its number in
-    /// `@service-ips` (data, not a verdict). The number travels in the skb priority, so a mark
-    /// another component set before dispatch (a CNI, policy routing) reaches the pod unchanged.
+    /// `@service-ips` (data, not a verdict). The number (and a session-affinity slot) travels in
+    /// the skb priority, so a mark another component set before dispatch (a CNI, policy routing)
+    /// reaches the pod unchanged.
     @Test func scalingMovesTrafficAndLeavesThePacketMarkAlone() async throws {
         let lab = TrafficLab()
         defer { lab.tearDown() }
@@ -242,13 +243,16 @@ extension NFTablesTrafficTests {
         let plane = try NFTablesDataPlane(settings: ProxySettings(clusterCIDRs: TrafficLab.clusterCIDRs),
                                           families: [.ipv4], netnsPath: lab.nodePath)
         let web = Fixture.service("web", ip: "10.96.0.10", endpoints: [a4], type: .nodePort, nodePort: 30080)
-        let t1 = Fixture.table([web], version: 1)
+        // Session affinity carries its endpoint slot in the priority too.
+        let sticky = Fixture.service("sticky", ip: "10.96.0.50", endpoints: [a4, b4], type: .nodePort, nodePort: 30050,
+                                     affinity: 600)
+        let t1 = Fixture.table([web, sticky], version: 1)
         try await plane.apply(TableUpdate(previous: nil, current: t1, diff: nil))
         // Someone else's table marks service traffic before DNAT and counts the marks after it.
         let marker = """
             nft -f - <<'NFT'
             table ip marker {
-                chain before { type filter hook prerouting priority -150; tcp dport { 80, 30080 } meta mark set meta mark | 0x80; }
+                chain before { type filter hook prerouting priority -150; tcp dport { 80, 30080, 30050 } meta mark set meta mark | 0x80; }
                 chain after {
                     type filter hook forward priority 10;
                     tcp dport 8080 ct state new meta mark & 0x80 == 0x80 counter
@@ -260,11 +264,18 @@ extension NFTablesTrafficTests {
         let marked = lab.ns.exec(lab.node, marker)
         #expect(marked.status == 0, "\(marked.output)")
         #expect(lab.spread("10.96.0.10", 80, count: 6) == ["pod-a": 6])
+        let stuck = lab.spread("10.96.0.50", 80, count: 6)
+        #expect(stuck.count == 1 && stuck["error"] == nil, "affinity: \(stuck)")
+        let stuckNodePort = lab.spread("192.168.50.1", 30050, count: 6)
+        #expect(stuckNodePort.count == 1 && stuckNodePort["error"] == nil, "affinity, node port: \(stuckNodePort)")
+        // Masqueraded (policy Cluster): the pod sees the node's address.
+        let masqueraded = lab.tcp("192.168.50.1", 30050)
+        #expect(masqueraded.hasSuffix("10.244.1.1") || masqueraded.hasSuffix("10.244.2.1"), "\(masqueraded)")
 
         // 1 → 2 endpoints: a new dispatch chain, one transaction, both pods answer.
         var web2 = web
         web2.endpoints = [a4, b4]; web2.clusterEndpoints = web2.endpoints
-        let t2 = Fixture.table([web2], version: 2)
+        let t2 = Fixture.table([web2, sticky], version: 2)
         try await plane.apply(TableUpdate(previous: t1, current: t2, diff: TableDiff(changed: [web.name])))
         let up = await plane.lastSyncStats
         #expect(up.kind == .incremental && up.error == nil, "\(up)")
@@ -276,7 +287,7 @@ extension NFTablesTrafficTests {
         // 2 → 1, the other pod: only it answers.
         var web3 = web
         web3.endpoints = [b4]; web3.clusterEndpoints = web3.endpoints
-        let t3 = Fixture.table([web3], version: 3)
+        let t3 = Fixture.table([web3, sticky], version: 3)
         try await plane.apply(TableUpdate(previous: t2, current: t3, diff: TableDiff(changed: [web.name])))
         #expect(lab.spread("10.96.0.10", 80, count: 6) == ["pod-b": 6])
 
@@ -284,6 +295,6 @@ extension NFTablesTrafficTests {
         let counters = lab.ns.exec(lab.node, "nft list chain ip marker after").output
             .components(separatedBy: "counter packets ").dropFirst()
             .compactMap { Int($0.prefix { $0.isNumber }) }
-        #expect(counters.count == 2 && counters[0] >= 40 && counters[1] == 0, "marked, unmarked: \(counters)")
+        #expect(counters.count == 2 && counters[0] >= 53 && counters[1] == 0, "marked, unmarked: \(counters)")
     }
 }

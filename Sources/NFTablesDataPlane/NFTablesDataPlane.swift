@@ -30,6 +30,9 @@ public struct NFTSyncStats: Sendable, Hashable {
     /// Map keys two service ports both claimed (e.g. the same external IP and port in two
     /// Services, which the API allows): one of them was programmed.
     public var conflicts = 0
+    /// Each contested destination with the service ports that claim it, e.g.
+    /// `192.168.60.1 tcp 80: default/a:http, default/b:http` (full syncs with conflicts only).
+    public var conflictClaimants: [String] = []
 }
 
 /// The nftables data plane: programs the kernel of the network namespace it runs in, in process
@@ -194,6 +197,7 @@ public final class NFTablesDataPlane: DataPlane, @unchecked Sendable {
         s.fullBecause = reason
         let conflicts = elements.removeConflicts()
         s.conflicts = conflicts.count
+        if !conflicts.isEmpty { s.conflictClaimants = Self.claimants(of: conflicts, in: update.current) }
         s.elementsAdded = elements.count
         s.chainsAdded = st.chains.count + st.picks.count
         let existing = existingChains(ctx)
@@ -240,6 +244,36 @@ public final class NFTablesDataPlane: DataPlane, @unchecked Sendable {
                            stats: &s)
         }
         stats = s
+    }
+
+    /// The destinations behind contested element keys, each with the service ports that claim it,
+    /// so that the operator can be told which Services collide. Runs only when there are conflicts.
+    static func claimants(of conflicts: Set<NFTElementKey>, in table: ServiceTable) -> [String] {
+        // Every contested element is keyed by its destination first: `addr . proto . port`
+        // (cluster, external, load-balancer IP) or `proto . port` (node port).
+        var destinations = Set<[NFTField]>()
+        for c in conflicts {
+            if case .address? = c.key.first, c.key.count >= 3 { destinations.insert(Array(c.key.prefix(3))) }
+            else if case .proto? = c.key.first, c.key.count >= 2 { destinations.insert(Array(c.key.prefix(2))) }
+        }
+        var out: [String] = []
+        for d in destinations {
+            let claims: (ServicePortEntry) -> Bool
+            let what: String
+            if d.count == 3, case .address(let ip) = d[0], case .proto(let p) = d[1], case .port(let port) = d[2] {
+                claims = { $0.protocol == p && $0.port == port
+                    && ($0.clusterIPs.contains(ip) || $0.externalIPs.contains(ip) || $0.loadBalancerIPs.contains(ip)) }
+                what = "\(ip) \(p.lowercased) \(port)"
+            } else if case .proto(let p) = d[0], case .port(let port) = d[1] {
+                claims = { $0.protocol == p && $0.nodePort == port }
+                what = "node port \(p.lowercased) \(port)"
+            } else {
+                continue
+            }
+            let names = table.entries.values.filter(claims).map(\.name.description).sorted()
+            out.append("\(what): \(names.joined(separator: ", "))")
+        }
+        return out.sorted()
     }
 
     /// kube-proxy's rule: drop invalid forwarded packets unless conntrack is TCP-liberal in

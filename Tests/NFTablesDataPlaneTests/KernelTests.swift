@@ -194,6 +194,7 @@ struct NFTablesKernelTests {
         let s = await plane.lastSyncStats
         #expect(s.error == nil && s.replacedBecause == nil)
         #expect(s.conflicts > 0)
+        #expect(s.conflictClaimants == ["192.168.60.1 tcp 80: default/a, default/b"], "\(s.conflictClaimants)")
         #expect(elements(ns, n, "service-ips").filter { $0.contains("192.168.60.1") }.count == 1)
         #expect(elements(ns, n, "service-ips").count == 4)   // a, b, dns cluster IPs + the external IP once
 

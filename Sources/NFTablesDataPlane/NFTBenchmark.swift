@@ -43,15 +43,18 @@ public enum NFTBenchmark {
 
     /// ClusterIP TCP services `svc-N` on 10.96.0.0/12 (port 80) with endpoints on 10.128.0.0/9 (8080).
     public static func syntheticEntries(count: Int, endpoints: Int, endpointShift: Int = 0) -> [ServicePortEntry] {
-        (0..<count).map { i in
-            let ip = IPAddress.v4(0x0A60_0000 + UInt32(i + 1))
-            let eps = (0..<endpoints).map { j in
-                Endpoint(ip: .v4(0x0A80_0000 + UInt32(i * endpoints + j + endpointShift)), port: 8080)
-            }
-            return ServicePortEntry(
-                name: ServicePortName(namespace: "bench", name: "svc-\(i)", port: "", protocol: .tcp),
-                clusterIPs: [ip], port: 80, endpoints: eps, clusterEndpoints: eps)
+        (0..<count).map { syntheticEntry($0, endpoints: endpoints, endpointShift: endpointShift) }
+    }
+
+    /// Service `svc-i` of `syntheticEntries`.
+    static func syntheticEntry(_ i: Int, endpoints: Int, endpointShift: Int = 0) -> ServicePortEntry {
+        let ip = IPAddress.v4(0x0A60_0000 + UInt32(i + 1))
+        let eps = (0..<endpoints).map { j in
+            Endpoint(ip: .v4(0x0A80_0000 + UInt32(i * endpoints + j + endpointShift)), port: 8080)
         }
+        return ServicePortEntry(
+            name: ServicePortName(namespace: "bench", name: "svc-\(i)", port: "", protocol: .tcp),
+            clusterIPs: [ip], port: 80, endpoints: eps, clusterEndpoints: eps)
     }
 
     /// Runs the measurements for each size in a fresh namespace `kpbench-<pid>`.
@@ -104,7 +107,7 @@ public enum NFTBenchmark {
             }
             // A new service comes, then goes, in turn.
             var addRemoveTimes: [Double] = []
-            let extra = syntheticEntries(count: n + 1, endpoints: endpoints, endpointShift: 0x0010_0000).last!
+            let extra = syntheticEntry(n, endpoints: endpoints, endpointShift: 0x0010_0000)
             for k in 0..<updates {
                 var entries = previous.entries
                 entries[extra.name] = k % 2 == 0 ? extra : nil

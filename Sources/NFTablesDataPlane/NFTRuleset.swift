@@ -206,8 +206,10 @@ struct NFTElementGroups: Sendable {
 
     /// Gives destinations their dispatch chain's number (`RulesetState.resolved`).
     mutating func resolve(with state: RulesetState) {
-        for (group, list) in groups where group.collection == .serviceIPs || group.collection == .nodePorts {
-            groups[group] = list.map(state.resolved)
+        // In place (the keys copied out first, so no iterator shares the storage): at 50k
+        // services a mapped copy would add to the full sync's peak.
+        for group in groups.keys.filter({ $0.collection == .serviceIPs || $0.collection == .nodePorts }) {
+            for i in groups[group]!.indices { groups[group]![i] = state.resolved(groups[group]![i]) }
         }
     }
 

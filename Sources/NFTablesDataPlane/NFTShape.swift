@@ -131,40 +131,26 @@ public enum NFTShape {
         // once a later command references it, and `typeof … tcp dport` would add a TCP-only match.
         func declaration(_ f: NFTFamily) -> String {
             let t = f.addressType
+            // Destination keys: `addr . proto . port`, or `proto . port` for node ports.
+            let service = "\(t) . inet_proto . inet_service", nodePort = "inet_proto . inet_service"
+            let endpoint = "\(t) . inet_service"
             let body: String
             switch self {
-            case .serviceIPs:
-                body = "type \(t) . inet_proto . inet_service : classid;"
-            case .nodePorts:
-                body = "type inet_proto . inet_service : classid;"
-            case .dispatchChains:
-                body = "type classid : verdict;"
-            case .noEndpointServices, .noLocalEndpointServices:
-                body = "type \(t) . inet_proto . inet_service;"
-            case .noEndpointNodePorts, .noLocalEndpointNodePorts:
-                body = "type inet_proto . inet_service;"
-            case .backends, .clusterBackends:
-                body = "type \(t) . inet_proto . inet_service : \(t) . inet_service;"
-            case .nodePortBackends, .nodePortClusterBackends:
-                body = "type inet_proto . inet_service : \(t) . inet_service;"
-            case .backendsAffinity:
-                body = "type \(t) . inet_proto . inet_service . classid : \(t) . inet_service;"
-            case .nodePortBackendsAffinity:
-                body = "type inet_proto . inet_service . classid : \(t) . inet_service;"
-            case .affinitySlots:
-                body = "type \(t) . inet_proto . inet_service . classid : classid;"
-            case .nodePortAffinitySlots:
-                body = "type inet_proto . inet_service . classid : classid;"
-            case .clusterIPs:
-                body = "type \(t);"
-            case .firewallIPs:
-                body = "type \(t) . inet_proto . inet_service;"
-            case .firewallAllow:
-                body = "type \(t) . inet_proto . inet_service . \(t); flags interval;"
-            case .hairpin:
-                body = "type \(t) . \(t);"
-            case .clusterCIDRs, .nodePortAddresses:
-                body = "type \(t); flags interval;"
+            case .serviceIPs: body = "type \(service) : classid;"
+            case .nodePorts: body = "type \(nodePort) : classid;"
+            case .dispatchChains: body = "type classid : verdict;"
+            case .noEndpointServices, .noLocalEndpointServices, .firewallIPs: body = "type \(service);"
+            case .noEndpointNodePorts, .noLocalEndpointNodePorts: body = "type \(nodePort);"
+            case .backends, .clusterBackends: body = "type \(service) : \(endpoint);"
+            case .nodePortBackends, .nodePortClusterBackends: body = "type \(nodePort) : \(endpoint);"
+            case .backendsAffinity: body = "type \(service) . classid : \(endpoint);"
+            case .nodePortBackendsAffinity: body = "type \(nodePort) . classid : \(endpoint);"
+            case .affinitySlots: body = "type \(service) . classid : classid;"
+            case .nodePortAffinitySlots: body = "type \(nodePort) . classid : classid;"
+            case .clusterIPs: body = "type \(t);"
+            case .firewallAllow: body = "type \(service) . \(t); flags interval;"
+            case .hairpin: body = "type \(t) . \(t);"
+            case .clusterCIDRs, .nodePortAddresses: body = "type \(t); flags interval;"
             }
             return "add \(isMap ? "map" : "set") \(f.qualifiedTable) \(name) { \(body) }"
         }
